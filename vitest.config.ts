@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['**/*.test.ts'],
+    exclude: ['node_modules/**'],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    // Suites start real brokers, databases and HTTP servers on free ports; two
+    // cores, so two workers.
+    maxWorkers: 2,
+  },
+});
