@@ -1,0 +1,31 @@
+/** SHA-256 and hex helpers shared by the chain, Merkle trees and signatures. */
+import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex, hexToBytes as nobleHexToBytes } from '@noble/hashes/utils.js';
+
+/**
+ * SHA-256 of the concatenation of `parts`. Uses `@noble/hashes` so the same code
+ * runs in the offline browser verifier.
+ */
+export function sha256(...parts: Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return nobleSha256(parts[0]!);
+  const hash = nobleSha256.create();
+  for (const part of parts) hash.update(part);
+  return hash.digest();
+}
+
+export function toHex(bytes: Uint8Array): string {
+  return bytesToHex(bytes);
+}
+
+const HEX = /^(?:[0-9a-f]{2})*$/;
+
+/** Lower-case hex to bytes; throws a RangeError naming `field` on anything else. */
+export function fromHex(hex: string, field: string, bytesExpected?: number): Uint8Array {
+  if (typeof hex !== 'string' || !HEX.test(hex)) throw new RangeError(`${field}: not lower-case hex`);
+  if (bytesExpected !== undefined && hex.length !== bytesExpected * 2) {
+    throw new RangeError(`${field}: expected ${bytesExpected} bytes, got ${hex.length / 2}`);
+  }
+  return nobleHexToBytes(hex);
+}
+
+export const ZERO_HASH_HEX = '0'.repeat(64);

@@ -1,0 +1,99 @@
+/**
+ * Usage message, version 1: what a machine publishes for each use (docs/protocol.md).
+ *
+ * Quantities are integers in the meter's base unit, carried as decimal strings so no
+ * JSON parser can round them. Parsing never throws: a bad message yields a
+ * {@link UsageParseError} naming the field and why.
+ */
+
+export const USAGE_MESSAGE_VERSION = 1;
+export const USAGE_PAYLOAD_BYTES_MAX = 4096;
+export const ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+/** 10^18 base units: far above any real single use, far below bigint trouble. */
+export const QUANTITY_DIGITS_MAX = 18;
+
+export interface UsageMessage {
+  v: 1;
+  deviceId: string;
+  /** Per-device sequence number, 1, 2, 3… assigned by the device; (deviceId, seq) is the idempotency key. */
+  seq: number;
+  meter: string;
+  /** Positive integer in the meter's base unit, as a decimal string. */
+  quantity: string;
+  unit: string;
+  /** Device clock, RFC 3339 UTC (`Z`). */
+  time: string;
+}
+
+export type UsageParseErrorReason = 'malformed_json' | 'payload_too_large' | 'unsupported_version' | 'missing_field' | 'invalid_field' | 'unknown_field';
+
+export interface UsageParseError {
+  reason: UsageParseErrorReason;
+  field?: string;
+  detail: string;
+}
+
+export type UsageParseResult = { ok: true; message: UsageMessage } | { ok: false; error: UsageParseError };
+
+const FIELDS = ['v', 'deviceId', 'seq', 'meter', 'quantity', 'unit', 'time'] as const;
+const QUANTITY = new RegExp(`^[1-9][0-9]{0,${QUANTITY_DIGITS_MAX - 1}}$`);
+const RFC3339_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z$/;
+const UNIT = /^[a-z][a-z0-9_-]{0,31}$/i;
+
+function fail(reason: UsageParseErrorReason, field: string | undefined, detail: string): UsageParseResult {
+  return { ok: false, error: field === undefined ? { reason, detail } : { reason, field, detail } };
+}
+
+/** Parses and validates the raw MQTT payload of a usage message. */
+export function parseUsageMessage(payload: Uint8Array): UsageParseResult {
+  if (payload.length > USAGE_PAYLOAD_BYTES_MAX) {
+    return fail('payload_too_large', undefined, `payload is ${payload.length} bytes, at most ${USAGE_PAYLOAD_BYTES_MAX} allowed`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(payload));
+  } catch (error) {
+    return fail('malformed_json', undefined, `payload is not UTF-8 JSON: ${(error as Error).message}`);
+  }
+  return validateUsageMessage(parsed);
+}
+
+/** Validates an already-parsed JSON value as a {@link UsageMessage}. */
+export function validateUsageMessage(value: unknown): UsageParseResult {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return fail('invalid_field', undefined, 'payload must be a JSON object');
+  }
+  const object = value as Record<string, unknown>;
+  for (const key of Object.keys(object)) {
+    if (!(FIELDS as readonly string[]).includes(key)) return fail('unknown_field', key, `field ${key} is not part of usage message v1`);
+  }
+  for (const field of FIELDS) {
+    if (object[field] === undefined || object[field] === null) return fail('missing_field', field, `field ${field} is required`);
+  }
+  if (object.v !== USAGE_MESSAGE_VERSION) return fail('unsupported_version', 'v', `version ${JSON.stringify(object.v)} is not supported, expected 1`);
+  const { deviceId, seq, meter, quantity, unit, time } = object;
+  if (typeof deviceId !== 'string' || !ID_PATTERN.test(deviceId)) return fail('invalid_field', 'deviceId', 'deviceId must be 1-63 of a-z 0-9 . _ - starting with a letter or digit');
+  if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) return fail('invalid_field', 'seq', `seq must be an integer >= 1, got ${JSON.stringify(seq)}`);
+  if (typeof meter !== 'string' || !ID_PATTERN.test(meter)) return fail('invalid_field', 'meter', 'meter must be 1-63 of a-z 0-9 . _ - starting with a letter or digit');
+  if (typeof quantity !== 'string') return fail('invalid_field', 'quantity', `quantity must be a string of digits, got a ${typeof quantity}`);
+  if (!QUANTITY.test(quantity)) {
+    return fail('invalid_field', 'quantity', `quantity ${JSON.stringify(quantity)} must be a positive integer in base units, at most ${QUANTITY_DIGITS_MAX} digits`);
+  }
+  if (typeof unit !== 'string' || !UNIT.test(unit)) return fail('invalid_field', 'unit', 'unit must be 1-32 letters, digits, _ or -');
+  if (typeof time !== 'string' || !RFC3339_UTC.test(time) || Number.isNaN(Date.parse(time))) {
+    return fail('invalid_field', 'time', 'time must be an RFC 3339 UTC timestamp like 2026-11-27T15:00:00.000Z');
+  }
+  return { ok: true, message: { v: 1, deviceId, seq, meter, quantity, unit, time } };
+}
+
+/** MQTT topics of a device. A device may publish only to its own usage topic. */
+export const TOPIC_ROOT = 'meterbridge/v1/devices';
+
+export function usageTopic(deviceId: string): string {
+  return `${TOPIC_ROOT}/${deviceId}/usage`;
+}
+
+/** Where the gateway tells an MQTT 3.1.1 device why a message was refused. */
+export function rejectionTopic(deviceId: string): string {
+  return `${TOPIC_ROOT}/${deviceId}/rejections`;
+}

@@ -1,0 +1,85 @@
+/**
+ * What the gateway makes of an accepted usage message: a priced, immutable ledger
+ * record, hash-chained to the one before it, and the signed batch that settles it.
+ * These are the objects a payer checks in a receipt (docs/protocol.md).
+ */
+import { canonicalBytes } from './canonical-json.ts';
+import { fromHex, sha256, toHex } from './hash.ts';
+import type { Signature } from './signing.ts';
+import type { UsageMessage } from './usage-message.ts';
+
+export interface UsageRecord {
+  v: 1;
+  /** Position in the gateway's journal: 1, 2, 3… with no gaps. */
+  index: number;
+  gatewayId: string;
+  deviceId: string;
+  seq: number;
+  meter: string;
+  quantity: string;
+  unit: string;
+  deviceTime: string;
+  receivedAt: string;
+  payer: string;
+  /** `<meter>@<version>` of the tariff that priced this record. */
+  tariff: string;
+  /** Price per base unit, decimal string in the currency's major unit. */
+  unitPrice: string;
+  currency: string;
+  /** quantity × unitPrice in 1e-9 major units, integer as a decimal string. */
+  amountNano: string;
+  /** SHA-256 (hex) of the canonical bytes of the usage message as the device sent it. */
+  messageHash: string;
+}
+
+/** `hash = SHA-256(prevHash bytes ‖ canonical bytes of record)`; the first record's prevHash is 64 zeros. */
+export function chainHash(prevHashHex: string, record: UsageRecord): string {
+  return toHex(sha256(fromHex(prevHashHex, 'prevHash', 32), canonicalBytes(record)));
+}
+
+export function messageHash(message: UsageMessage): string {
+  return toHex(sha256(canonicalBytes(message)));
+}
+
+/** The signed head of a batch: one payer, one currency, one payment. */
+export interface BatchHeader {
+  v: 1;
+  batchId: string;
+  gatewayId: string;
+  payer: string;
+  currency: string;
+  recordCount: number;
+  /** Journal indices of the first and last record in the batch (others payers' records may lie between). */
+  firstIndex: number;
+  lastIndex: number;
+  /** RFC 9162 Merkle root over the canonical bytes of the batch's records, in journal order. */
+  merkleRoot: string;
+  /** Sum of the records' amountNano. */
+  totalNano: string;
+  /** Remainder below one minor unit carried in from the payer's previous batch. */
+  carriedInNano: string;
+  /** What is paid: floor((total + carriedIn) / nano per minor unit). */
+  amountMinor: string;
+  /** What is carried into the next batch: (total + carriedIn) mod nano per minor unit. */
+  carriedOutNano: string;
+  sealedAt: string;
+  /** The journal head when the batch was sealed. */
+  chainIndex: number;
+  chainHash: string;
+}
+
+export interface SignedBatchHeader extends BatchHeader {
+  sig: Signature;
+}
+
+export interface Checkpoint {
+  v: 1;
+  gatewayId: string;
+  index: number;
+  hash: string;
+  time: string;
+}
+
+export interface SignedCheckpoint extends Checkpoint {
+  sig: Signature;
+}
