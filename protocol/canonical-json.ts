@@ -26,7 +26,7 @@ function serialise(value: unknown, path: string): string {
     case 'boolean':
       return value ? 'true' : 'false';
     case 'string':
-      return JSON.stringify(value); // RFC 8785 §3.2.2.2 matches ECMAScript JSON.stringify for strings
+      return serialiseString(value, path);
     case 'number':
       if (!Number.isFinite(value)) throw new RangeError(`${path}: ${value} cannot be represented in JSON`);
       return Object.is(value, -0) ? '0' : String(value); // RFC 8785 §3.2.2.3
@@ -41,6 +41,16 @@ function serialise(value: unknown, path: string): string {
 function serialiseObject(object: Record<string, unknown>, path: string): string {
   // RFC 8785 §3.2.3: sort by UTF-16 code units, which is what the default sort compares.
   const keys = Object.keys(object).filter((key) => object[key] !== undefined).sort();
-  const members = keys.map((key) => `${JSON.stringify(key)}:${serialise(object[key], `${path}.${key}`)}`);
+  const members = keys.map((key) => `${serialiseString(key, `${path}.${key}`)}:${serialise(object[key], `${path}.${key}`)}`);
   return `{${members.join(',')}}`;
+}
+
+/** A lone UTF-16 surrogate, which `/u` sees as a code point of category Cs; a valid pair is one astral code point. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+function serialiseString(text: string, path: string): string {
+  // RFC 8785 §3.1: string data MUST be expressible as Unicode; a lone surrogate is not, and
+  // JSON.stringify would hide it behind a \udxxx escape no other JCS implementation produces.
+  if (LONE_SURROGATE.test(text)) throw new RangeError(`${path}: string contains a lone UTF-16 surrogate, which is not Unicode`);
+  return JSON.stringify(text); // RFC 8785 §3.2.2.2 matches ECMAScript JSON.stringify for strings
 }

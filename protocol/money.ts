@@ -20,7 +20,8 @@ export const MINOR_DIGITS: Readonly<Record<string, number>> = Object.freeze({
 });
 
 export function minorDigits(currency: string): number {
-  const digits = MINOR_DIGITS[currency];
+  // Own keys only: `MINOR_DIGITS['constructor']` is a function, not a digit count.
+  const digits = Object.hasOwn(MINOR_DIGITS, currency) ? MINOR_DIGITS[currency] : undefined;
   if (digits === undefined) throw new RangeError(`currency: ${JSON.stringify(currency)} is not supported (one of ${Object.keys(MINOR_DIGITS).join(', ')})`);
   return digits;
 }

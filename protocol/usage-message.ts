@@ -44,6 +44,16 @@ function fail(reason: UsageParseErrorReason, field: string | undefined, detail: 
   return { ok: false, error: field === undefined ? { reason, detail } : { reason, field, detail } };
 }
 
+/**
+ * True when `time`'s date and clock name a real instant. Date.parse alone rolls
+ * 2026-02-30 over to March 2 and reads T24:00:00 as the next midnight (RFC 3339 §5.6:
+ * hour is 00-23, mday as the month allows), so the fields must survive the round trip.
+ */
+function isCalendarTime(time: string): boolean {
+  const ms = Date.parse(time);
+  return !Number.isNaN(ms) && new Date(ms).toISOString().slice(0, 19) === time.slice(0, 19);
+}
+
 /** Parses and validates the raw MQTT payload of a usage message. */
 export function parseUsageMessage(payload: Uint8Array): UsageParseResult {
   if (payload.length > USAGE_PAYLOAD_BYTES_MAX) {
@@ -64,13 +74,16 @@ export function validateUsageMessage(value: unknown): UsageParseResult {
     return fail('invalid_field', undefined, 'payload must be a JSON object');
   }
   const object = value as Record<string, unknown>;
+  // Version first: a newer message's new fields must read as "unsupported_version", not "unknown_field".
+  if (object.v !== undefined && object.v !== null && object.v !== USAGE_MESSAGE_VERSION) {
+    return fail('unsupported_version', 'v', `version ${JSON.stringify(object.v)} is not supported, expected 1`);
+  }
   for (const key of Object.keys(object)) {
     if (!(FIELDS as readonly string[]).includes(key)) return fail('unknown_field', key, `field ${key} is not part of usage message v1`);
   }
   for (const field of FIELDS) {
     if (object[field] === undefined || object[field] === null) return fail('missing_field', field, `field ${field} is required`);
   }
-  if (object.v !== USAGE_MESSAGE_VERSION) return fail('unsupported_version', 'v', `version ${JSON.stringify(object.v)} is not supported, expected 1`);
   const { deviceId, seq, meter, quantity, unit, time } = object;
   if (typeof deviceId !== 'string' || !ID_PATTERN.test(deviceId)) return fail('invalid_field', 'deviceId', 'deviceId must be 1-63 of a-z 0-9 . _ - starting with a letter or digit');
   if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) return fail('invalid_field', 'seq', `seq must be an integer >= 1, got ${JSON.stringify(seq)}`);
@@ -80,7 +93,7 @@ export function validateUsageMessage(value: unknown): UsageParseResult {
     return fail('invalid_field', 'quantity', `quantity ${JSON.stringify(quantity)} must be a positive integer in base units, at most ${QUANTITY_DIGITS_MAX} digits`);
   }
   if (typeof unit !== 'string' || !UNIT.test(unit)) return fail('invalid_field', 'unit', 'unit must be 1-32 letters, digits, _ or -');
-  if (typeof time !== 'string' || !RFC3339_UTC.test(time) || Number.isNaN(Date.parse(time))) {
+  if (typeof time !== 'string' || !RFC3339_UTC.test(time) || !isCalendarTime(time)) {
     return fail('invalid_field', 'time', 'time must be an RFC 3339 UTC timestamp like 2026-11-27T15:00:00.000Z');
   }
   return { ok: true, message: { v: 1, deviceId, seq, meter, quantity, unit, time } };

@@ -1,0 +1,122 @@
+/** `meterbridge bank-sandbox`: runs the sandbox VRP bank until SIGINT or SIGTERM. */
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { startBankSandbox } from './server.ts';
+
+export const BANK_SANDBOX_USAGE = `Usage: meterbridge bank-sandbox [options]
+
+Runs a local Open Banking VRP 4.0 bank (consents, payments, faults) in memory.
+
+Options:
+  --host <host>            address to listen on (default 127.0.0.1)
+  --port <port>            port, 0 for any free one (default 8090)
+  --token <token>          bearer token the bank accepts; repeat for several TPPs
+                           (prefer MB_BANK_TOKEN: arguments show up in process lists)
+  --settle-after-ms <ms>   time from a payment's creation to ACSC (default 2000)
+  --no-auto-authorise      leave new consents AWAU until
+                           POST /sandbox/consents/{ConsentId}/authorise
+  -h, --help               show this text
+
+Environment:
+  MB_BANK_TOKEN            bearer token, used when no --token is given
+`;
+
+export interface BankSandboxCommandOptions {
+  env?: Readonly<Record<string, string | undefined>>;
+  stdout?: { write(text: string): unknown };
+  stderr?: { write(text: string): unknown };
+  /** Stops the bank like SIGINT does (for tests and embedding). */
+  signal?: AbortSignal;
+}
+
+interface Settings {
+  host: string;
+  port: number;
+  tokens: string[];
+  settleAfterMs: number;
+  autoAuthoriseConsents: boolean;
+}
+
+const DEFAULT_PORT = 8090;
+
+function parseInteger(text: string | undefined, fallback: number, flag: string, max: number): number {
+  if (text === undefined) return fallback;
+  if (!/^\d{1,9}$/.test(text) || Number(text) > max) throw new RangeError(`${flag}: ${JSON.stringify(text)} must be an integer from 0 to ${max}`);
+  return Number(text);
+}
+
+function readSettings(argv: string[], env: Readonly<Record<string, string | undefined>>): Settings | 'help' {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      host: { type: 'string' },
+      port: { type: 'string' },
+      token: { type: 'string', multiple: true },
+      'settle-after-ms': { type: 'string' },
+      'no-auto-authorise': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) return 'help';
+  const tokens = values.token ?? (env.MB_BANK_TOKEN ? [env.MB_BANK_TOKEN] : []);
+  if (tokens.length === 0) {
+    throw new RangeError('no access token: set MB_BANK_TOKEN or pass --token; the sandbox bank has no open doors');
+  }
+  return {
+    host: values.host ?? '127.0.0.1',
+    port: parseInteger(values.port, DEFAULT_PORT, '--port', 65_535),
+    tokens,
+    settleAfterMs: parseInteger(values['settle-after-ms'], 2000, '--settle-after-ms', 86_400_000),
+    autoAuthoriseConsents: values['no-auto-authorise'] !== true,
+  };
+}
+
+function untilStopped(signal: AbortSignal | undefined): Promise<string> {
+  return new Promise((resolve) => {
+    const stop = (reason: string) => () => {
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+      signal?.removeEventListener('abort', onAbort);
+      resolve(reason);
+    };
+    const onInt = stop('SIGINT');
+    const onTerm = stop('SIGTERM');
+    const onAbort = stop('abort');
+    process.once('SIGINT', onInt);
+    process.once('SIGTERM', onTerm);
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+export async function bankSandboxCommand(argv: string[], options: BankSandboxCommandOptions = {}): Promise<number> {
+  const stdout = options.stdout ?? process.stdout;
+  const stderr = options.stderr ?? process.stderr;
+  let settings: Settings | 'help';
+  try {
+    settings = readSettings(argv, options.env ?? process.env);
+  } catch (error) {
+    stderr.write(`bank-sandbox: ${(error as Error).message}\n\n${BANK_SANDBOX_USAGE}`);
+    return 2;
+  }
+  if (settings === 'help') {
+    stdout.write(BANK_SANDBOX_USAGE);
+    return 0;
+  }
+  const logger = pino({ name: 'bank-sandbox', level: 'info' }, { write: (line: string) => stderr.write(line) });
+  const bank = await startBankSandbox({
+    host: settings.host,
+    port: settings.port,
+    accessTokens: settings.tokens,
+    settleAfterMs: settings.settleAfterMs,
+    autoAuthoriseConsents: settings.autoAuthoriseConsents,
+    logger,
+  });
+  stdout.write(`bank sandbox listening on ${bank.url}\n`);
+  const reason = await untilStopped(options.signal);
+  logger.info({ reason }, 'bank sandbox stopping');
+  await bank.close();
+  return 0;
+}

@@ -1,0 +1,37 @@
+/** `meterbridge gateway`: the edge daemon as it runs in production. */
+import { parseArgs } from 'node:util';
+import { CONFIG_ENV_VARS, loadConfig } from '../gateway/config.ts';
+import { startGateway } from '../gateway/main.ts';
+import { createLogger } from './logger.ts';
+import { untilSignal } from './signals.ts';
+
+const HELP = `Usage: meterbridge gateway [--config FILE] [--reset-login]
+
+Runs the edge gateway: embedded MQTT broker for devices, hash-chained LevelDB ledger,
+scheduled batch settlement through the pay-by-bank API, and the operator web page.
+
+Options:
+  --config FILE    JSON config file (or MB_CONFIG); see README "Configuration"
+  --reset-login    make a new operator password and print it once
+  -h, --help       show this help
+
+Environment (overrides the file): ${CONFIG_ENV_VARS.join(', ')}
+`;
+
+export async function gatewayCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { config: { type: 'string' }, 'reset-login': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const config = loadConfig(values.config ? { file: values.config } : {});
+  const logger = createLogger(config.logLevel, 'gateway');
+  const gateway = await startGateway(config, { logger, resetOperatorLogin: values['reset-login'] ?? false });
+  process.stdout.write(`meterbridge gateway ${config.gatewayId}\n  MQTT      mqtt://${config.mqtt.host}:${gateway.mqttPort}\n  dashboard ${gateway.httpUrl}/\n`);
+  if (gateway.operatorLogin.password) {
+    process.stdout.write(`  operator login (shown once): ${gateway.operatorLogin.username} / ${gateway.operatorLogin.password}\n`);
+  }
+  await untilSignal();
+  await gateway.stop();
+  return 0;
+}

@@ -1,0 +1,196 @@
+/**
+ * The gateway's one config schema: a JSON file (MB_CONFIG or --config) overlaid by
+ * environment variables, defaults filled, validated, frozen. The only reader of
+ * process.env in the gateway. A bad config fails fast naming the key.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { MINOR_DIGITS, parseMinor, parsePriceNano } from '../protocol/money.ts';
+import { ID_PATTERN } from '../protocol/usage-message.ts';
+
+const id = z.string().regex(ID_PATTERN, 'must be 1-63 of a-z 0-9 . _ - starting with a letter or digit');
+const port = z.number().int().min(0).max(65535);
+const currency = z.string().refine((c) => c in MINOR_DIGITS, { message: `must be one of ${Object.keys(MINOR_DIGITS).join(', ')}` });
+
+const bankAccount = z.strictObject({
+  schemeName: z.string().min(1).max(40),
+  identification: z.string().min(1).max(256),
+  name: z.string().min(1).max(350),
+});
+
+const meter = z.strictObject({
+  unit: z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/i),
+  description: z.string().max(200).optional(),
+});
+
+const tariff = z.strictObject({
+  /** Price per base unit of the meter, decimal string, at most 9 decimals. */
+  unitPrice: z.string().refine((p) => { try { parsePriceNano(p, 'unitPrice'); return true; } catch { return false; } }, {
+    message: 'must be a decimal string with at most 9 decimals, like "0.0003"',
+  }),
+  currency,
+  /** Bumped whenever the price changes; each record names the version that priced it. */
+  version: z.number().int().min(1).default(1),
+});
+
+const payer = z.strictObject({
+  name: z.string().min(1).max(140),
+  currency,
+  /** Largest single payment the consent allows, decimal in major units. */
+  maxIndividualAmount: z.string().default('1000.00'),
+  account: bankAccount.optional(),
+});
+
+export const configSchema = z.strictObject({
+  gatewayId: id.default('gateway-1'),
+  dataDir: z.string().min(1).default('./data'),
+  /** Device provisioning file; relative paths are resolved against dataDir's parent (the working directory). */
+  devicesFile: z.string().min(1).default('./devices.json'),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  mqtt: z.strictObject({
+    host: z.string().default('0.0.0.0'),
+    port: port.default(1883),
+  }).prefault({}),
+  http: z.strictObject({
+    host: z.string().default('127.0.0.1'),
+    port: port.default(8080),
+    sessionTtlMs: z.number().int().min(60_000).max(7 * 24 * 3_600_000).default(8 * 3_600_000),
+  }).prefault({}),
+  meters: z.record(id, meter).refine((m) => Object.keys(m).length > 0, { message: 'at least one meter is required' }),
+  tariffs: z.record(id, tariff),
+  payers: z.record(id, payer).refine((p) => Object.keys(p).length > 0, { message: 'at least one payer is required' }),
+  payee: z.strictObject({ name: z.string().min(1).max(140), account: bankAccount }),
+  settlement: z.strictObject({
+    /** node-cron expression (5 or 6 fields) for sealing open records into batches. */
+    sealCron: z.string().default('0 * * * *'),
+    timezone: z.string().default('UTC'),
+    /** How often payments in flight are submitted, retried and polled. */
+    pollIntervalMs: z.number().int().min(200).max(3_600_000).default(5_000),
+    bank: z.strictObject({
+      url: z.url(),
+      /** Bearer token; prefer MB_BANK_TOKEN or tokenFile so it stays out of the config file. */
+      token: z.string().min(1).optional(),
+      tokenFile: z.string().min(1).optional(),
+      timeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+    }),
+  }),
+  ledger: z.strictObject({
+    /** A signed checkpoint of the chain head after this many records… */
+    checkpointEveryRecords: z.number().int().min(1).max(1_000_000).default(1_000),
+    /** …or this long after the last one, whichever comes first. */
+    checkpointIntervalMs: z.number().int().min(100).max(3_600_000).default(10_000),
+  }).prefault({}),
+  limits: z.strictObject({
+    /** Messages waiting for their durable write; beyond it devices are refused (no ack), not queued. */
+    intakeQueueMax: z.number().int().min(1).max(1_000_000).default(20_000),
+    /** Records written in one LevelDB batch (one fsync). */
+    intakeBatchMax: z.number().int().min(1).max(10_000).default(500),
+    /** Refused messages kept for the operator (oldest dropped first). */
+    rejectionsKept: z.number().int().min(0).max(100_000).default(1_000),
+    devicesMax: z.number().int().min(1).max(100_000).default(10_000),
+  }).prefault({}),
+});
+
+export type GatewayConfig = z.infer<typeof configSchema>;
+export type BankAccountConfig = z.infer<typeof bankAccount>;
+
+export class ConfigError extends Error {
+  readonly code = 'MB_CONFIG_INVALID';
+}
+
+/** Env overrides: MB_<KEY> for the keys an operator changes per machine. */
+const ENV_OVERRIDES: ReadonlyArray<[string, string[], 'string' | 'number']> = [
+  ['MB_GATEWAY_ID', ['gatewayId'], 'string'],
+  ['MB_DATA_DIR', ['dataDir'], 'string'],
+  ['MB_DEVICES_FILE', ['devicesFile'], 'string'],
+  ['MB_LOG_LEVEL', ['logLevel'], 'string'],
+  ['MB_MQTT_HOST', ['mqtt', 'host'], 'string'],
+  ['MB_MQTT_PORT', ['mqtt', 'port'], 'number'],
+  ['MB_HTTP_HOST', ['http', 'host'], 'string'],
+  ['MB_HTTP_PORT', ['http', 'port'], 'number'],
+  ['MB_BANK_URL', ['settlement', 'bank', 'url'], 'string'],
+  ['MB_BANK_TOKEN', ['settlement', 'bank', 'token'], 'string'],
+  ['MB_SEAL_CRON', ['settlement', 'sealCron'], 'string'],
+];
+
+export const CONFIG_ENV_VARS = ['MB_CONFIG', ...ENV_OVERRIDES.map(([name]) => name)];
+
+function setPath(target: Record<string, unknown>, keys: string[], value: unknown): void {
+  let node = target;
+  for (const key of keys.slice(0, -1)) {
+    if (typeof node[key] !== 'object' || node[key] === null) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[keys[keys.length - 1]!] = value;
+}
+
+/** Validates a raw config object; throws ConfigError naming every bad key. */
+export function parseConfig(raw: unknown): Readonly<GatewayConfig> {
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    throw new ConfigError(`Invalid config:\n  ${problems.join('\n  ')}`);
+  }
+  const config = result.data;
+  checkCrossReferences(config);
+  return deepFreeze(config);
+}
+
+function checkCrossReferences(config: GatewayConfig): void {
+  const problems: string[] = [];
+  for (const meterId of Object.keys(config.meters)) {
+    if (!config.tariffs[meterId]) problems.push(`tariffs.${meterId}: meter ${meterId} has no tariff`);
+  }
+  for (const meterId of Object.keys(config.tariffs)) {
+    if (!config.meters[meterId]) problems.push(`tariffs.${meterId}: no meter named ${meterId}`);
+  }
+  for (const [payerId, p] of Object.entries(config.payers)) {
+    try {
+      parseMinor(p.maxIndividualAmount, p.currency, `payers.${payerId}.maxIndividualAmount`);
+    } catch (error) {
+      problems.push((error as Error).message);
+    }
+  }
+  if (!config.settlement.bank.token && !config.settlement.bank.tokenFile) {
+    problems.push('settlement.bank.token: set MB_BANK_TOKEN or settlement.bank.tokenFile (no default credentials)');
+  }
+  if (problems.length > 0) throw new ConfigError(`Invalid config:\n  ${problems.join('\n  ')}`);
+}
+
+/** Reads the config file (if any) and env overrides. `env` defaults to process.env. */
+export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv } = {}): Readonly<GatewayConfig> {
+  const env = options.env ?? process.env;
+  const file = options.file ?? env.MB_CONFIG;
+  let raw: Record<string, unknown> = {};
+  if (file) {
+    try {
+      raw = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    } catch (error) {
+      throw new ConfigError(`Cannot read config file ${file}: ${(error as Error).message}`, { cause: error });
+    }
+  }
+  for (const [name, keys, type] of ENV_OVERRIDES) {
+    const value = env[name];
+    if (value === undefined || value === '') continue;
+    if (type === 'number' && !/^\d+$/.test(value)) throw new ConfigError(`Invalid config: ${name}=${JSON.stringify(value)} is not a whole number`);
+    setPath(raw, keys, type === 'number' ? Number(value) : value);
+  }
+  const config = parseConfig(raw);
+  if (!file) return config;
+  // Paths in a config file are relative to the file, not to wherever the daemon was started.
+  const base = path.dirname(path.resolve(file));
+  return deepFreeze({
+    ...config,
+    dataDir: path.resolve(base, config.dataDir),
+    devicesFile: path.resolve(base, config.devicesFile),
+  });
+}
+
+function deepFreeze<T>(value: T): Readonly<T> {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}

@@ -1,0 +1,78 @@
+/**
+ * The provisioning file: which devices exist, whom they bill, which meters they may
+ * report, and their hashed credentials. Read at start-up; a bad file fails fast.
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { ID_PATTERN } from '../../protocol/usage-message.ts';
+import { isPasswordHash, verifyPassword } from '../auth/password-hash.ts';
+
+const deviceSchema = z.strictObject({
+  id: z.string().regex(ID_PATTERN),
+  payer: z.string().regex(ID_PATTERN),
+  meters: z.array(z.string().regex(ID_PATTERN)).min(1).max(32),
+  passwordHash: z.string().refine(isPasswordHash, { message: 'must be a scrypt$… hash (meterbridge device add prints one)' }),
+  description: z.string().max(200).optional(),
+});
+
+const fileSchema = z.strictObject({ devices: z.array(deviceSchema) });
+
+export type DeviceEntry = z.infer<typeof deviceSchema>;
+export type DevicesFile = z.infer<typeof fileSchema>;
+
+export class DeviceRegistry {
+  readonly #devices: ReadonlyMap<string, DeviceEntry>;
+
+  constructor(devices: readonly DeviceEntry[]) {
+    const map = new Map<string, DeviceEntry>();
+    for (const device of devices) {
+      if (map.has(device.id)) throw new Error(`Cannot load devices: id ${device.id} appears twice`);
+      map.set(device.id, Object.freeze({ ...device }));
+    }
+    this.#devices = map;
+  }
+
+  /** Parses a provisioning file and checks it against the configured meters and payers. */
+  static load(file: string, known: { meters: readonly string[]; payers: readonly string[]; devicesMax: number }): DeviceRegistry {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (error) {
+      throw new Error(`Cannot read devices file ${file}: ${(error as Error).message}`, { cause: error });
+    }
+    const result = fileSchema.safeParse(raw);
+    if (!result.success) {
+      const problems = result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+      throw new Error(`Invalid devices file ${file}:\n  ${problems.join('\n  ')}`);
+    }
+    const { devices } = result.data;
+    if (devices.length > known.devicesMax) throw new Error(`Invalid devices file ${file}: ${devices.length} devices, limits.devicesMax is ${known.devicesMax}`);
+    const problems: string[] = [];
+    devices.forEach((device, i) => {
+      if (!known.payers.includes(device.payer)) problems.push(`devices.${i}.payer: no payer named ${device.payer} in the config`);
+      for (const meter of device.meters) {
+        if (!known.meters.includes(meter)) problems.push(`devices.${i}.meters: no meter named ${meter} in the config`);
+      }
+    });
+    if (problems.length > 0) throw new Error(`Invalid devices file ${file}:\n  ${problems.join('\n  ')}`);
+    return new DeviceRegistry(devices);
+  }
+
+  get(deviceId: string): DeviceEntry | undefined {
+    return this.#devices.get(deviceId);
+  }
+
+  list(): DeviceEntry[] {
+    return [...this.#devices.values()];
+  }
+
+  /** Checks a device's credentials; unknown devices cost the same scrypt as known ones. */
+  async authenticate(deviceId: string, password: string): Promise<DeviceEntry | undefined> {
+    const device = this.#devices.get(deviceId);
+    const ok = await verifyPassword(password, device?.passwordHash ?? DUMMY_HASH);
+    return ok && device ? device : undefined;
+  }
+}
+
+// A valid hash of a random password nobody knows, so timing does not reveal which ids exist.
+const DUMMY_HASH = 'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';

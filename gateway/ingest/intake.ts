@@ -1,0 +1,94 @@
+/**
+ * The one intake every usage source feeds: validate, check the device may report it,
+ * price, append durably. Resolves only after the record is on disk; throws only when
+ * it could not be stored (the caller then must not acknowledge).
+ */
+import { parseUsageMessage } from '../../protocol/usage-message.ts';
+import type { Journal } from '../ledger/journal.ts';
+import { priceUsage } from '../ledger/pricing.ts';
+import type { GatewayConfig } from '../config.ts';
+import type { DeviceEntry } from './device-registry.ts';
+import type { RejectReason, RejectionLog } from './rejection-log.ts';
+
+export type IntakeResult =
+  | { status: 'accepted' | 'duplicate'; index: number }
+  | { status: 'rejected'; reason: RejectReason; field?: string; detail: string };
+
+export interface DeviceActivity {
+  accepted: number;
+  duplicates: number;
+  rejected: number;
+  lastSeq?: number;
+  lastSeenAt?: string;
+}
+
+export class Intake {
+  readonly #journal: Journal;
+  readonly #config: Pick<GatewayConfig, 'meters' | 'tariffs'>;
+  readonly #rejections: RejectionLog;
+  #accepted = 0;
+  #duplicates = 0;
+  readonly #activity = new Map<string, DeviceActivity>();
+
+  constructor(journal: Journal, config: Pick<GatewayConfig, 'meters' | 'tariffs'>, rejections: RejectionLog) {
+    this.#journal = journal;
+    this.#config = config;
+    this.#rejections = rejections;
+  }
+
+  get acceptedCount(): number {
+    return this.#accepted;
+  }
+
+  get duplicateCount(): number {
+    return this.#duplicates;
+  }
+
+  /** What each device sent since start. */
+  activity(deviceId: string): DeviceActivity {
+    return this.#activity.get(deviceId) ?? { accepted: 0, duplicates: 0, rejected: 0 };
+  }
+
+  #touch(deviceId: string): DeviceActivity {
+    let activity = this.#activity.get(deviceId);
+    if (!activity) {
+      activity = { accepted: 0, duplicates: 0, rejected: 0 };
+      this.#activity.set(deviceId, activity);
+    }
+    activity.lastSeenAt = new Date().toISOString();
+    return activity;
+  }
+
+  async submit(device: DeviceEntry, topic: string, payload: Uint8Array): Promise<IntakeResult> {
+    const parsed = parseUsageMessage(payload);
+    if (!parsed.ok) return this.#reject(device.id, topic, parsed.error.reason, parsed.error.field, parsed.error.detail);
+    const message = parsed.message;
+    if (message.deviceId !== device.id) {
+      return this.#reject(device.id, topic, 'device_mismatch', 'deviceId', `message names device ${message.deviceId} but was sent by ${device.id}`);
+    }
+    const priced = priceUsage(message, device, this.#config);
+    if (!priced.ok) return this.#reject(device.id, topic, priced.reason, priced.field, priced.detail);
+    const result = await this.#journal.append(priced.draft);
+    const activity = this.#touch(device.id);
+    switch (result.status) {
+      case 'accepted':
+        this.#accepted += 1;
+        activity.accepted += 1;
+        activity.lastSeq = message.seq;
+        return result;
+      case 'duplicate':
+        this.#duplicates += 1;
+        activity.duplicates += 1;
+        return result;
+      case 'conflict':
+        return this.#reject(device.id, topic, 'seq_conflict', 'seq', `seq ${message.seq} already recorded (record ${result.index}) with different content`);
+    }
+  }
+
+  #reject(deviceId: string, topic: string, reason: RejectReason, field: string | undefined, detail: string): IntakeResult {
+    const rejection = { at: new Date().toISOString(), deviceId, topic, reason, detail, ...(field === undefined ? {} : { field }) };
+    this.#rejections.add(rejection);
+    this.#touch(deviceId).rejected += 1;
+    return { status: 'rejected', reason, detail, ...(field === undefined ? {} : { field }) };
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * Refused messages are data: each is kept for the operator (bounded, oldest dropped
+ * first, drops counted) and counted by reason for /metrics.
+ */
+export type RejectReason =
+  | 'auth_failed'
+  | 'topic_not_allowed'
+  | 'subscribe_not_allowed'
+  | 'qos_not_supported'
+  | 'malformed_json'
+  | 'payload_too_large'
+  | 'unsupported_version'
+  | 'missing_field'
+  | 'invalid_field'
+  | 'unknown_field'
+  | 'device_mismatch'
+  | 'unknown_meter'
+  | 'meter_not_allowed'
+  | 'unit_mismatch'
+  | 'seq_conflict'
+  | 'intake_overloaded';
+
+export interface Rejection {
+  at: string;
+  deviceId: string;
+  topic: string;
+  reason: RejectReason;
+  field?: string;
+  detail: string;
+}
+
+export class RejectionLog {
+  readonly #kept: Rejection[] = [];
+  readonly #capacity: number;
+  readonly #byReason = new Map<RejectReason, number>();
+  #dropped = 0;
+  #listeners: Array<(rejection: Rejection) => void> = [];
+
+  constructor(capacity: number) {
+    this.#capacity = capacity;
+  }
+
+  add(rejection: Rejection): void {
+    this.#byReason.set(rejection.reason, (this.#byReason.get(rejection.reason) ?? 0) + 1);
+    if (this.#capacity > 0) {
+      this.#kept.push(rejection);
+      if (this.#kept.length > this.#capacity) {
+        this.#kept.shift();
+        this.#dropped += 1;
+      }
+    } else {
+      this.#dropped += 1;
+    }
+    for (const listener of this.#listeners) listener(rejection);
+  }
+
+  onRejection(listener: (rejection: Rejection) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  /** Newest first. */
+  recent(limit: number): Rejection[] {
+    return this.#kept.slice(-limit).reverse();
+  }
+
+  countsByReason(): ReadonlyMap<RejectReason, number> {
+    return this.#byReason;
+  }
+
+  get dropped(): number {
+    return this.#dropped;
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * The gateway's one LevelDB: journal, dedup index, batches, payments and carried
+ * remainders share it so that a seal or a state change is one atomic, fsynced batch.
+ *
+ * Key layout (all values JSON):
+ *   r!<index:12>            journal entry { record, prevHash, hash }
+ *   d!<deviceId>!<seq:16>   dedup index   { index, messageHash }
+ *   c!<index:12>            signed checkpoint of the chain head
+ *   b!<batchNo:10>          batch state (header, settlement state, transitions)
+ *   k!<payer>!<currency>    carried remainder in nano, decimal string
+ *   p!consent!<payer>       bank consent of a payer
+ *   m!head                  { index, hash } of the journal head
+ *   m!sealedThrough         highest journal index already sealed into a batch
+ *   m!batchNo               last batch number used
+ */
+import { Level } from 'level';
+
+export type LedgerDb = Level<string, unknown>;
+export type LedgerOp = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
+
+export async function openLedgerDb(dir: string): Promise<LedgerDb> {
+  const db = new Level<string, unknown>(dir, { valueEncoding: 'json' });
+  await db.open();
+  return db;
+}
+
+/** Every write that matters goes through here: atomic and fsynced before it resolves. */
+export async function writeDurably(db: LedgerDb, ops: LedgerOp[]): Promise<void> {
+  await db.batch(ops, { sync: true });
+}
+
+const pad = (n: number, width: number): string => {
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`key index ${n} is not a non-negative integer`);
+  return n.toString().padStart(width, '0');
+};
+
+export const keys = {
+  record: (index: number) => `r!${pad(index, 12)}`,
+  recordRange: { gt: 'r!', lt: 'r!~' },
+  dedup: (deviceId: string, seq: number) => `d!${deviceId}!${pad(seq, 16)}`,
+  checkpoint: (index: number) => `c!${pad(index, 12)}`,
+  checkpointRange: { gt: 'c!', lt: 'c!~' },
+  batch: (batchNo: number) => `b!${pad(batchNo, 10)}`,
+  batchRange: { gt: 'b!', lt: 'b!~' },
+  carry: (payer: string, currency: string) => `k!${payer}!${currency}`,
+  carryRange: { gt: 'k!', lt: 'k!~' },
+  consent: (payer: string) => `p!consent!${payer}`,
+  head: 'm!head',
+  sealedThrough: 'm!sealedThrough',
+  batchNo: 'm!batchNo',
+} as const;

@@ -1,0 +1,48 @@
+/**
+ * Prices one usage message with the configured per-unit tariff. Pure: no I/O, no clock.
+ * quantity × unitPrice is exact in nano units (prices carry at most 9 decimals), so no
+ * rounding happens here; it happens once, at settlement.
+ */
+import { formatDecimal, parsePriceNano } from '../../protocol/money.ts';
+import type { UsageMessage } from '../../protocol/usage-message.ts';
+import { messageHash } from '../../protocol/usage-record.ts';
+import type { GatewayConfig } from '../config.ts';
+import type { DeviceEntry } from '../ingest/device-registry.ts';
+import type { RecordDraft } from './journal.ts';
+
+export type PricingResult =
+  | { ok: true; draft: RecordDraft }
+  | { ok: false; reason: 'unknown_meter' | 'meter_not_allowed' | 'unit_mismatch'; field: string; detail: string };
+
+export function priceUsage(message: UsageMessage, device: DeviceEntry, config: Pick<GatewayConfig, 'meters' | 'tariffs'>): PricingResult {
+  const meter = config.meters[message.meter];
+  const tariff = config.tariffs[message.meter];
+  if (!meter || !tariff) {
+    return { ok: false, reason: 'unknown_meter', field: 'meter', detail: `meter ${message.meter} is not configured on this gateway` };
+  }
+  if (!device.meters.includes(message.meter)) {
+    return { ok: false, reason: 'meter_not_allowed', field: 'meter', detail: `device ${device.id} is not provisioned for meter ${message.meter}` };
+  }
+  if (message.unit !== meter.unit) {
+    return { ok: false, reason: 'unit_mismatch', field: 'unit', detail: `meter ${message.meter} counts in ${meter.unit}, not ${message.unit}` };
+  }
+  const amountNano = BigInt(message.quantity) * parsePriceNano(tariff.unitPrice, `tariffs.${message.meter}.unitPrice`);
+  return {
+    ok: true,
+    draft: {
+      v: 1,
+      deviceId: message.deviceId,
+      seq: message.seq,
+      meter: message.meter,
+      quantity: message.quantity,
+      unit: message.unit,
+      deviceTime: message.time,
+      payer: device.payer,
+      tariff: `${message.meter}@${tariff.version}`,
+      unitPrice: tariff.unitPrice,
+      currency: tariff.currency,
+      amountNano: formatDecimal(amountNano, 0),
+      messageHash: messageHash(message),
+    },
+  };
+}

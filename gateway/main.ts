@@ -1,0 +1,123 @@
+/**
+ * Composition root: config in, parts built and wired, started. Nothing else lives here.
+ */
+import { mkdir, readFile } from 'node:fs/promises';
+import cron from 'node-cron';
+import type { Logger } from 'pino';
+import { toHex } from '../protocol/hash.ts';
+import type { GatewayConfig } from './config.ts';
+import { DeviceRegistry } from './ingest/device-registry.ts';
+import { Intake } from './ingest/intake.ts';
+import { startMqttBroker, type MqttBroker } from './ingest/mqtt-broker.ts';
+import { RejectionLog } from './ingest/rejection-log.ts';
+import { loadOrCreateGatewayKey } from './ledger/gateway-key.ts';
+import { Journal } from './ledger/journal.ts';
+import { openLedgerDb, type LedgerDb } from './ledger/ledger-db.ts';
+import { verifyChain, type ChainReport } from './ledger/verify-chain.ts';
+import { BatchBook } from './settlement/batch-book.ts';
+import { Settler } from './settlement/settler.ts';
+import { VrpClient } from './settlement/vrp-client.ts';
+import { createMetrics } from './web/metrics.ts';
+import { ensureOperatorLogin } from './web/operator-login.ts';
+import { startWebServer } from './web/server.ts';
+import { takeSnapshot, type Snapshot } from './web/snapshot.ts';
+
+export interface GatewayRuntimeOptions {
+  logger: Logger;
+  /** Make a new operator password even if one exists (it is returned, to be shown once). */
+  resetOperatorLogin?: boolean;
+  /** Test seam: awaited before each durable journal write. */
+  beforeJournalWrite?: () => Promise<void>;
+  clock?: () => Date;
+}
+
+export interface Gateway {
+  mqttPort: number;
+  httpUrl: string;
+  /** Present only when the operator password was just made: show it once. */
+  operatorLogin: { username: string; password?: string };
+  publicKeyHex: string;
+  chainReport: ChainReport;
+  journal: Journal;
+  batches: BatchBook;
+  settler: Settler;
+  db: LedgerDb;
+  snapshot(): Promise<Snapshot>;
+  /** Seals open records now (what the schedule does). */
+  sealNow(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+async function readBankToken(config: Readonly<GatewayConfig>): Promise<string> {
+  const bank = config.settlement.bank;
+  if (bank.token) return bank.token;
+  return (await readFile(bank.tokenFile!, 'utf8')).trim();
+}
+
+export async function startGateway(config: Readonly<GatewayConfig>, options: GatewayRuntimeOptions): Promise<Gateway> {
+  const { logger } = options;
+  const clock = options.clock ?? (() => new Date());
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const registry = DeviceRegistry.load(config.devicesFile, { meters: Object.keys(config.meters), payers: Object.keys(config.payers), devicesMax: config.limits.devicesMax });
+  const { key, created } = await loadOrCreateGatewayKey(config.dataDir);
+  if (created) logger.info({ keyId: key.keyId }, 'created gateway signing key');
+  const operatorLogin = await ensureOperatorLogin(config.dataDir, { reset: options.resetOperatorLogin ?? false });
+
+  const db = await openLedgerDb(`${config.dataDir}/ledger`);
+  const chainReport = await verifyChain(db, key);
+  if (chainReport.ok) logger.info({ records: chainReport.records, durationMs: chainReport.durationMs }, 'ledger chain verified');
+  else logger.error({ problems: chainReport.problems }, 'ledger chain is broken: settlement is stopped until an operator resolves it');
+
+  const journal = await Journal.open(db, {
+    gatewayId: config.gatewayId, signingKey: key, clock,
+    queueMax: config.limits.intakeQueueMax, batchMax: config.limits.intakeBatchMax,
+    checkpointEveryRecords: config.ledger.checkpointEveryRecords, checkpointIntervalMs: config.ledger.checkpointIntervalMs,
+    ...(options.beforeJournalWrite ? { beforeWrite: options.beforeJournalWrite } : {}),
+  });
+  const rejections = new RejectionLog(config.limits.rejectionsKept);
+  const intake = new Intake(journal, config, rejections);
+  const batches = await BatchBook.open(db, journal, { gatewayId: config.gatewayId, key, clock, logger: logger.child({ module: 'batches' }) });
+  const client = new VrpClient({ baseUrl: config.settlement.bank.url, accessToken: await readBankToken(config), timeoutMs: config.settlement.bank.timeoutMs });
+  const settler = new Settler({ db, book: batches, client, config, pollIntervalMs: config.settlement.pollIntervalMs, logger: logger.child({ module: 'settlement' }), enabled: () => chainReport.ok });
+
+  let broker: MqttBroker | undefined;
+  try {
+    broker = await startMqttBroker({ host: config.mqtt.host, port: config.mqtt.port, registry, intake, rejections, logger: logger.child({ module: 'mqtt' }), connectionsMax: config.limits.devicesMax + 16 });
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
+  const mqtt = broker;
+  const publicKeyHex = toHex(key.publicKey);
+  const snapshot = (): Promise<Snapshot> => takeSnapshot({ gatewayId: config.gatewayId, keyId: key.keyId, publicKeyHex, chainReport, registry, intake, journal, batches, rejections, connectedDevices: mqtt.connectedDevices });
+  const metrics = createMetrics({ journal, intake, rejections, batches });
+  const web = await startWebServer({
+    host: config.http.host, port: config.http.port, dataDir: config.dataDir, sessionTtlMs: config.http.sessionTtlMs,
+    logger: logger.child({ module: 'web' }), metrics, snapshot,
+    health: () => ({ ok: chainReport.ok, detail: { gatewayId: config.gatewayId, chainOk: chainReport.ok, records: journal.head.index, devicesConnected: mqtt.connectedDevices().length, intakeQueue: journal.queueLength } }),
+  });
+
+  const sealNow = async (): Promise<void> => {
+    await batches.seal();
+    await settler.tick();
+  };
+  const sealTask = cron.schedule(config.settlement.sealCron, () => {
+    sealNow().catch((error: unknown) => logger.error({ err: error }, 'scheduled seal failed'));
+  }, { timezone: config.settlement.timezone, noOverlap: true });
+  settler.start();
+  logger.info({ mqttPort: mqtt.port, http: web.url, sealCron: config.settlement.sealCron }, 'gateway started');
+
+  return {
+    mqttPort: mqtt.port, httpUrl: web.url, operatorLogin, publicKeyHex, chainReport, journal, batches, settler, db, snapshot, sealNow,
+    async stop() {
+      await sealTask.stop();
+      await settler.stop();
+      await mqtt.close();
+      await journal.drain();
+      await journal.checkpointNow();
+      await web.app.close();
+      await db.close();
+      logger.info('gateway stopped');
+    },
+  };
+}

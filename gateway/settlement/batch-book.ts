@@ -1,0 +1,188 @@
+/**
+ * The book of batches: seals open journal records into signed batches (atomically with
+ * the carried remainders and the seal mark) and records every settlement state change
+ * with its time and the bank's answer.
+ *
+ *   sealed → submitted → pending → settled | rejected
+ *   carried: nothing to pay (under one minor unit), all of it carried forward.
+ */
+import type { Logger } from 'pino';
+import { canonicalBytes } from '../../protocol/canonical-json.ts';
+import { leafHash, MerkleTree, type InclusionProof } from '../../protocol/merkle.ts';
+import { formatDecimal } from '../../protocol/money.ts';
+import type { SigningKey } from '../../protocol/signing.ts';
+import type { SignedBatchHeader, UsageRecord } from '../../protocol/usage-record.ts';
+import type { Journal } from '../ledger/journal.ts';
+import { keys, writeDurably, type LedgerDb, type LedgerOp } from '../ledger/ledger-db.ts';
+import { sealBatches } from './seal-batches.ts';
+
+export const BATCH_STATES = ['sealed', 'submitted', 'pending', 'settled', 'rejected', 'carried'] as const;
+export type BatchStateName = (typeof BATCH_STATES)[number];
+export const FINAL_STATES: ReadonlySet<BatchStateName> = new Set(['settled', 'rejected', 'carried']);
+
+export interface Transition {
+  state: BatchStateName;
+  at: string;
+  detail?: string;
+}
+
+export interface StoredBatch {
+  batchNo: number;
+  header: SignedBatchHeader;
+  state: BatchStateName;
+  idempotencyKey: string;
+  attempts: number;
+  paymentId?: string;
+  bankStatus?: string;
+  lastError?: string;
+  transitions: Transition[];
+}
+
+const TRANSITIONS_KEPT = 50;
+
+interface BatchBookOptions {
+  gatewayId: string;
+  key: SigningKey;
+  clock: () => Date;
+  logger: Logger;
+}
+
+export class BatchBook {
+  readonly #db: LedgerDb;
+  readonly #journal: Journal;
+  readonly #options: BatchBookOptions;
+  readonly #open = new Map<number, StoredBatch>();
+  readonly #countByState = new Map<BatchStateName, number>();
+  readonly #settledMinor = new Map<string, bigint>();
+  #sealedThrough = 0;
+  #batchNo = 0;
+  #sealing: Promise<StoredBatch[]> | undefined;
+
+  private constructor(db: LedgerDb, journal: Journal, options: BatchBookOptions) {
+    this.#db = db;
+    this.#journal = journal;
+    this.#options = options;
+  }
+
+  static async open(db: LedgerDb, journal: Journal, options: BatchBookOptions): Promise<BatchBook> {
+    const book = new BatchBook(db, journal, options);
+    book.#sealedThrough = ((await db.get(keys.sealedThrough)) as number | undefined) ?? 0;
+    book.#batchNo = ((await db.get(keys.batchNo)) as number | undefined) ?? 0;
+    for await (const value of db.values(keys.batchRange)) book.#count(value as StoredBatch, +1);
+    return book;
+  }
+
+  #count(batch: StoredBatch, delta: 1 | -1): void {
+    this.#countByState.set(batch.state, (this.#countByState.get(batch.state) ?? 0) + delta);
+    if (batch.state === 'settled') {
+      const currency = batch.header.currency;
+      this.#settledMinor.set(currency, (this.#settledMinor.get(currency) ?? 0n) + BigInt(delta) * BigInt(batch.header.amountMinor));
+    }
+    if (FINAL_STATES.has(batch.state)) this.#open.delete(batch.batchNo);
+    else if (delta > 0) this.#open.set(batch.batchNo, batch);
+  }
+
+  get sealedThrough(): number {
+    return this.#sealedThrough;
+  }
+
+  countByState(): ReadonlyMap<BatchStateName, number> {
+    return this.#countByState;
+  }
+
+  settledMinorByCurrency(): ReadonlyMap<string, bigint> {
+    return this.#settledMinor;
+  }
+
+  /** Batches not yet final, oldest first. */
+  openBatches(): StoredBatch[] {
+    return [...this.#open.values()].sort((a, b) => a.batchNo - b.batchNo);
+  }
+
+  /** Seals every durable record not yet in a batch. Concurrent calls share one run. */
+  seal(): Promise<StoredBatch[]> {
+    this.#sealing ??= this.#seal().finally(() => {
+      this.#sealing = undefined;
+    });
+    return this.#sealing;
+  }
+
+  async #seal(): Promise<StoredBatch[]> {
+    const head = this.#journal.head;
+    if (head.index <= this.#sealedThrough) return [];
+    const records: UsageRecord[] = [];
+    for await (const entry of this.#journal.entries(this.#sealedThrough + 1, head.index)) records.push(entry.record);
+    const carries = new Map<string, bigint>();
+    for await (const [key, value] of this.#db.iterator(keys.carryRange)) carries.set(key.slice(2), BigInt(value as string));
+    const now = this.#options.clock().toISOString();
+    const sealed = sealBatches({ gatewayId: this.#options.gatewayId, records, carries, nextBatchNo: this.#batchNo + 1, sealedAt: now, head, key: this.#options.key });
+    const stored: StoredBatch[] = sealed.batches.map(({ batchNo, header, idempotencyKey }) => {
+      const state: BatchStateName = header.amountMinor === '0' ? 'carried' : 'sealed';
+      const detail = state === 'carried' ? 'less than one minor unit due: all of it carried into the next batch' : undefined;
+      return { batchNo, header, state, idempotencyKey, attempts: 0, transitions: [{ state, at: now, ...(detail ? { detail } : {}) }] };
+    });
+    const ops: LedgerOp[] = stored.map((batch) => ({ type: 'put', key: keys.batch(batch.batchNo), value: batch }));
+    for (const [group, carried] of sealed.carries) {
+      const [payer, currency] = group.split('!') as [string, string];
+      ops.push({ type: 'put', key: keys.carry(payer, currency), value: formatDecimal(carried, 0) });
+    }
+    const lastBatchNo = this.#batchNo + stored.length;
+    ops.push({ type: 'put', key: keys.sealedThrough, value: head.index }, { type: 'put', key: keys.batchNo, value: lastBatchNo });
+    await writeDurably(this.#db, ops);
+    this.#sealedThrough = head.index;
+    this.#batchNo = lastBatchNo;
+    for (const batch of stored) this.#count(batch, +1);
+    this.#options.logger.info({ batches: stored.length, records: records.length, through: head.index }, 'sealed batches');
+    return stored;
+  }
+
+  /** Persists a state change (with the bank's answer) before anything acts on it. */
+  async transition(batchNo: number, state: BatchStateName, patch: Partial<Pick<StoredBatch, 'attempts' | 'paymentId' | 'bankStatus' | 'lastError'>>, detail?: string): Promise<StoredBatch> {
+    const current = this.#open.get(batchNo) ?? ((await this.#db.get(keys.batch(batchNo))) as StoredBatch | undefined);
+    if (!current) throw new Error(`Cannot change batch ${batchNo}: no such batch`);
+    if (FINAL_STATES.has(current.state)) throw new Error(`Cannot change batch ${batchNo}: already ${current.state}`);
+    const transitions = current.state === state ? current.transitions : [...current.transitions, { state, at: this.#options.clock().toISOString(), ...(detail ? { detail } : {}) }].slice(-TRANSITIONS_KEPT);
+    const next: StoredBatch = { ...current, ...patch, state, transitions };
+    await writeDurably(this.#db, [{ type: 'put', key: keys.batch(batchNo), value: next }]);
+    this.#count(current, -1);
+    this.#count(next, +1);
+    return next;
+  }
+
+  async get(batchNo: number): Promise<StoredBatch | undefined> {
+    return (await this.#db.get(keys.batch(batchNo))) as StoredBatch | undefined;
+  }
+
+  async latest(limit: number): Promise<StoredBatch[]> {
+    const out: StoredBatch[] = [];
+    for await (const value of this.#db.values({ ...keys.batchRange, reverse: true, limit })) out.push(value as StoredBatch);
+    return out;
+  }
+
+  async *all(): AsyncGenerator<StoredBatch> {
+    for await (const value of this.#db.values(keys.batchRange)) yield value as StoredBatch;
+  }
+
+  async carried(): Promise<Map<string, bigint>> {
+    const carries = new Map<string, bigint>();
+    for await (const [key, value] of this.#db.iterator(keys.carryRange)) carries.set(key.slice(2), BigInt(value as string));
+    return carries;
+  }
+
+  /** The records of a batch, in journal order (others' records in its range skipped). */
+  async records(header: SignedBatchHeader): Promise<UsageRecord[]> {
+    const out: UsageRecord[] = [];
+    for await (const entry of this.#journal.entries(header.firstIndex, header.lastIndex)) {
+      if (entry.record.payer === header.payer && entry.record.currency === header.currency) out.push(entry.record);
+    }
+    return out;
+  }
+
+  /** Inclusion proofs for every record of a batch, keyed by journal index. */
+  async proofs(header: SignedBatchHeader): Promise<Array<{ record: UsageRecord; proof: InclusionProof }>> {
+    const records = await this.records(header);
+    const tree = new MerkleTree(records.map((r) => leafHash(canonicalBytes(r))));
+    return records.map((record, i) => ({ record, proof: tree.proof(i) }));
+  }
+}
+
