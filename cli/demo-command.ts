@@ -51,7 +51,10 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const bank = await startBankSandbox({ port: ports.bank, accessTokens: [setup.bankToken], autoAuthoriseConsents: true, settleAfterMs: 3_000, logger: logger.child({ module: 'bank-sandbox' }) });
   say(`  sandbox bank   ${bank.url}`);
   const config = loadConfig({ file: setup.configFile, env: {} });
-  const gateway = await startGateway(config, { logger, resetOperatorLogin: true });
+  const gateway = await startGateway(config, { logger, resetOperatorLogin: true }).catch(async (error: unknown) => {
+    await bank.close();
+    throw error;
+  });
   say(`  MQTT broker    mqtt://127.0.0.1:${gateway.mqttPort}`);
   const fleet = startFleet({ mqttUrl: `mqtt://127.0.0.1:${gateway.mqttPort}`, devices: setup.simDevices, speed: Number(values.speed ?? 1), stateDir: path.join(dir, 'sim-state') });
   say(`  machines       ${setup.simDevices.map((d) => `${d.id} (${d.kind})`).join(', ')} · seed ${fleet.seed}`);

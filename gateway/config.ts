@@ -184,6 +184,10 @@ export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv } =
     ...config,
     dataDir: path.resolve(base, config.dataDir),
     devicesFile: path.resolve(base, config.devicesFile),
+    settlement: {
+      ...config.settlement,
+      bank: { ...config.settlement.bank, ...(config.settlement.bank.tokenFile ? { tokenFile: path.resolve(base, config.settlement.bank.tokenFile) } : {}) },
+    },
   });
 }
 

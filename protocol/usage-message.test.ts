@@ -60,6 +60,15 @@ describe('parseUsageMessage accepts', () => {
     expect(result.ok && Object.keys(result.message).sort()).toEqual([...FIELDS].sort());
   });
 
+  it('a payload that starts with a UTF-8 byte order mark, which the decoder drops', () => {
+    expectAccepted(parseUsageMessage(new Uint8Array([0xef, 0xbb, 0xbf, ...bytes(JSON.stringify(VALID))])));
+  });
+
+  it('a duplicated member by its last occurrence, as JSON.parse does (devices must not send duplicates)', () => {
+    const text = `${JSON.stringify(VALID).slice(0, -1)},"quantity":"7"}`;
+    expect(parseUsageMessage(bytes(text))).toEqual({ ok: true, message: { ...VALID, quantity: '7' } });
+  });
+
   it('a payload of exactly the maximum size', () => {
     const text = JSON.stringify(VALID);
     const padded = `${text.slice(0, -1)}${' '.repeat(USAGE_PAYLOAD_BYTES_MAX - text.length)}}`;
@@ -210,6 +219,7 @@ describe('parseUsageMessage rejects', () => {
     ['a trailing comma', `${JSON.stringify(VALID).slice(0, -1)},}`],
     ['single quotes', "{'v':1}"],
     ['two objects', `${JSON.stringify(VALID)}${JSON.stringify(VALID)}`],
+    ['a byte order mark after the opening brace', `{\ufeff${JSON.stringify(VALID).slice(1)}`],
   ])('%s as malformed_json without a field', (_name, text) => {
     const error = errorOf(parseUsageMessage(bytes(text)));
     expect(error.reason).toBe('malformed_json');

@@ -2,23 +2,24 @@
  * Refused messages are data: each is kept for the operator (bounded, oldest dropped
  * first, drops counted) and counted by reason for /metrics.
  */
-export type RejectReason =
-  | 'auth_failed'
-  | 'topic_not_allowed'
-  | 'subscribe_not_allowed'
-  | 'qos_not_supported'
-  | 'malformed_json'
-  | 'payload_too_large'
-  | 'unsupported_version'
-  | 'missing_field'
-  | 'invalid_field'
-  | 'unknown_field'
-  | 'device_mismatch'
-  | 'unknown_meter'
-  | 'meter_not_allowed'
-  | 'unit_mismatch'
-  | 'seq_conflict'
-  | 'intake_overloaded';
+export const REJECT_REASONS = [
+  'auth_failed',
+  'topic_not_allowed',
+  'subscribe_not_allowed',
+  'qos_not_supported',
+  'malformed_json',
+  'payload_too_large',
+  'unsupported_version',
+  'missing_field',
+  'invalid_field',
+  'unknown_field',
+  'device_mismatch',
+  'unknown_meter',
+  'meter_not_allowed',
+  'unit_mismatch',
+  'seq_conflict',
+] as const;
+export type RejectReason = (typeof REJECT_REASONS)[number];
 
 export interface Rejection {
   at: string;

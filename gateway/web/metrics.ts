@@ -4,7 +4,7 @@
  */
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { Intake } from '../ingest/intake.ts';
-import type { RejectionLog } from '../ingest/rejection-log.ts';
+import { REJECT_REASONS, type RejectionLog } from '../ingest/rejection-log.ts';
 import type { Journal } from '../ledger/journal.ts';
 import { BATCH_STATES, type BatchBook } from '../settlement/batch-book.ts';
 
@@ -42,7 +42,9 @@ export function createMetrics(sources: MetricSources): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      for (const [reason, count] of sources.rejections.countsByReason()) this.inc({ reason }, count);
+      // Every known reason is exported, at 0 until it happens, so alerts can rate() it from the start.
+      const counts = sources.rejections.countsByReason();
+      for (const reason of REJECT_REASONS) this.inc({ reason }, counts.get(reason) ?? 0);
     },
   });
   new Counter({

@@ -233,7 +233,7 @@ function buildRecords(): { message: UsageMessage; record: UsageRecord; canonical
   });
 }
 
-function chainVectors(): { vectors: unknown; header: SignedBatchHeader; checkpoint: Checkpoint } {
+function chainVectors(): { vectors: unknown; header: BatchHeader; checkpoint: Checkpoint } {
   const records = buildRecords();
   const batchRecords = records.filter((entry) => entry.record.payer === 'acme');
   const leaves = batchRecords.map((entry) => canonicalBytes(entry.record));
@@ -245,7 +245,7 @@ function chainVectors(): { vectors: unknown; header: SignedBatchHeader; checkpoi
   const head = records[records.length - 1]!;
   const header: BatchHeader = {
     v: 1,
-    batchId: 'gateway-1-acme-000001',
+    batchId: 'gateway-1/1',
     gatewayId: 'gateway-1',
     payer: 'acme',
     currency: 'EUR',

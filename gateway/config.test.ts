@@ -1,0 +1,53 @@
+import { writeFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { demoGatewayConfig } from '../cli/demo-setup.ts';
+import { ConfigError, loadConfig, parseConfig } from './config.ts';
+
+const base = (): Record<string, unknown> => {
+  const raw = demoGatewayConfig({ mqtt: 1883, http: 8080, bank: 8090 }, '* * * * *');
+  return { ...raw, settlement: { ...(raw.settlement as object), bank: { url: 'http://127.0.0.1:8090/open-banking/v4.0/pisp', token: 't' } } };
+};
+
+describe('gateway config', () => {
+  it('fills defaults and freezes the result', () => {
+    const config = parseConfig(base());
+    expect(config.limits.intakeBatchMax).toBe(500);
+    expect(config.http.host).toBe('127.0.0.1');
+    expect(Object.isFrozen(config.limits)).toBe(true);
+  });
+
+  it('names the key of a price that cannot be exact', () => {
+    const raw = base();
+    (raw.tariffs as Record<string, { unitPrice: string }>).cycles!.unitPrice = '0.0000000001';
+    expect(() => parseConfig(raw)).toThrow(/tariffs\.cycles\.unitPrice: must be a decimal string with at most 9 decimals/);
+  });
+
+  it('refuses to start without bank credentials rather than use a default', () => {
+    const raw = base();
+    (raw.settlement as { bank: Record<string, unknown> }).bank = { url: 'http://127.0.0.1:8090/' };
+    expect(() => parseConfig(raw)).toThrow(ConfigError);
+    expect(() => parseConfig(raw)).toThrow(/settlement\.bank\.token/);
+  });
+
+  it('refuses unknown keys, naming them', () => {
+    expect(() => parseConfig({ ...base(), colour: 'blue' })).toThrow(/colour/);
+  });
+
+  it('refuses a meter without a tariff', () => {
+    const raw = base();
+    (raw.meters as Record<string, unknown>).hours = { unit: 'h' };
+    expect(() => parseConfig(raw)).toThrow(/tariffs\.hours: meter hours has no tariff/);
+  });
+
+  it('takes overrides from MB_ environment variables and refuses a non-numeric port', () => {
+    const env = { MB_CONFIG: undefined, MB_BANK_TOKEN: 'from-env', MB_MQTT_PORT: '2883' };
+    const raw = base();
+    delete (raw.settlement as { bank: Record<string, unknown> }).bank.token;
+    const file = `/tmp/mb-config-${process.pid}.json`;
+    writeFileSync(file, JSON.stringify(raw));
+    const config = loadConfig({ file, env });
+    expect(config.mqtt.port).toBe(2883);
+    expect(config.settlement.bank.token).toBe('from-env');
+    expect(() => loadConfig({ file, env: { ...env, MB_MQTT_PORT: 'abc' } })).toThrow(/MB_MQTT_PORT="abc" is not a whole number/);
+  });
+});

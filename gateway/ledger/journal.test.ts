@@ -1,0 +1,137 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ZERO_HASH_HEX } from '../../protocol/hash.ts';
+import { generateSigningKey, verifyPayload } from '../../protocol/signing.ts';
+import { chainHash } from '../../protocol/usage-record.ts';
+import { Journal, JournalFullError, type JournalOptions, type RecordDraft } from './journal.ts';
+import { keys, openLedgerDb, type LedgerDb } from './ledger-db.ts';
+import { verifyChain } from './verify-chain.ts';
+
+const key = generateSigningKey();
+
+function draft(deviceId: string, seq: number, overrides: Partial<RecordDraft> = {}): RecordDraft {
+  return {
+    v: 1, deviceId, seq, meter: 'cycles', quantity: '1', unit: 'cycle', deviceTime: '2026-11-27T12:00:00.000Z', payer: 'acme-plant',
+    tariff: 'cycles@1', unitPrice: '0.0003', currency: 'EUR', amountNano: '300000', messageHash: `${deviceId}-${seq}`.padEnd(64, '0'), ...overrides,
+  };
+}
+
+describe('Journal', () => {
+  let dir: string;
+  let db: LedgerDb;
+  const options = (extra: Partial<JournalOptions> = {}): JournalOptions => ({
+    gatewayId: 'gw-test', signingKey: key, clock: () => new Date('2026-11-27T12:00:00Z'),
+    queueMax: 1_000, batchMax: 100, checkpointEveryRecords: 10, checkpointIntervalMs: 3_600_000, ...extra,
+  });
+
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'journal-'));
+    db = await openLedgerDb(path.join(dir, 'ledger'));
+  });
+  afterEach(async () => {
+    await db.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('chains each record to the one before and continues the chain after reopening', async () => {
+    const journal = await Journal.open(db, options());
+    const results = await Promise.all([1, 2, 3].map((seq) => journal.append(draft('cnc-1', seq))));
+    expect(results.map((r) => r.status)).toEqual(['accepted', 'accepted', 'accepted']);
+    const first = await journal.get(1);
+    expect(first?.prevHash).toBe(ZERO_HASH_HEX);
+    expect(first?.hash).toBe(chainHash(ZERO_HASH_HEX, first!.record));
+    const reopened = await Journal.open(db, options());
+    await reopened.append(draft('cnc-1', 4));
+    const fourth = await reopened.get(4);
+    expect(fourth?.prevHash).toBe((await reopened.get(3))?.hash);
+    expect((await verifyChain(db, key)).ok).toBe(true);
+  });
+
+  it('records a repeated (device, seq) once, within one write group and across groups', async () => {
+    const journal = await Journal.open(db, options());
+    const together = await Promise.all([journal.append(draft('cnc-1', 1)), journal.append(draft('cnc-1', 1))]);
+    expect(together.map((r) => r.status)).toEqual(['accepted', 'duplicate']);
+    expect((await journal.append(draft('cnc-1', 1))).status).toBe('duplicate');
+    expect(journal.head.index).toBe(1);
+  });
+
+  it('reports a conflict when a seq comes back with different content', async () => {
+    const journal = await Journal.open(db, options());
+    await journal.append(draft('cnc-1', 1));
+    expect(await journal.append(draft('cnc-1', 1, { quantity: '2', messageHash: 'f'.repeat(64) }))).toEqual({ status: 'conflict', index: 1 });
+    expect(journal.head.index).toBe(1);
+  });
+
+  it('refuses appends beyond the queue limit instead of growing without bound', async () => {
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const journal = await Journal.open(db, options({ queueMax: 2, batchMax: 1, beforeWrite: () => held }));
+    const first = journal.append(draft('cnc-1', 1));
+    await new Promise((resolve) => setTimeout(resolve, 20)); // first is now being written and held
+    const queued = [journal.append(draft('cnc-1', 2)), journal.append(draft('cnc-1', 3))];
+    await expect(journal.append(draft('cnc-1', 4))).rejects.toBeInstanceOf(JournalFullError);
+    release();
+    expect((await Promise.all([first, ...queued])).map((r) => r.status)).toEqual(['accepted', 'accepted', 'accepted']);
+  });
+
+  it('signs a checkpoint of the chain head every N records', async () => {
+    const journal = await Journal.open(db, options({ checkpointEveryRecords: 5 }));
+    for (let seq = 1; seq <= 12; seq += 1) await journal.append(draft('cnc-1', seq));
+    const checkpoint = journal.latestCheckpoint!;
+    expect(checkpoint.index).toBe(10);
+    const { sig, ...payload } = checkpoint;
+    expect(verifyPayload(payload, sig, key.publicKey)).toBe(true);
+    expect(checkpoint.hash).toBe((await journal.get(10))?.hash);
+  });
+});
+
+describe('verifyChain', () => {
+  let dir: string;
+  let db: LedgerDb;
+  let journal: Journal;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'verify-'));
+    db = await openLedgerDb(path.join(dir, 'ledger'));
+    journal = await Journal.open(db, { gatewayId: 'gw-test', signingKey: key, clock: () => new Date(), queueMax: 100, batchMax: 100, checkpointEveryRecords: 4, checkpointIntervalMs: 3_600_000 });
+    for (let seq = 1; seq <= 10; seq += 1) await journal.append(draft('cnc-1', seq));
+  });
+  afterEach(async () => {
+    await db.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('passes an untouched chain', async () => {
+    expect(await verifyChain(db, key)).toMatchObject({ ok: true, records: 10, checkpoints: 2, problems: [] });
+  });
+
+  it('names a record whose quantity was changed', async () => {
+    const entry = (await journal.get(5))!;
+    await db.put(keys.record(5), { ...entry, record: { ...entry.record, quantity: '1000' } });
+    const report = await verifyChain(db, key);
+    expect(report.ok).toBe(false);
+    expect(report.problems).toContain('record 5: content does not match its hash (altered)');
+  });
+
+  it('names a deleted record', async () => {
+    await db.del(keys.record(6));
+    const report = await verifyChain(db, key);
+    expect(report.ok).toBe(false);
+    expect(report.problems.join('\n')).toMatch(/records 6\.\.6 are missing/);
+  });
+
+  it('names a lost log tail', async () => {
+    await db.del(keys.record(10));
+    await db.del(keys.record(9));
+    const report = await verifyChain(db, key);
+    expect(report.problems.join('\n')).toMatch(/records 9\.\.10 are missing \(the head says 10\)/);
+  });
+
+  it('refuses a checkpoint signed by another key', async () => {
+    const report = await verifyChain(db, generateSigningKey());
+    expect(report.ok).toBe(false);
+    expect(report.problems[0]).toMatch(/checkpoint 4: signature does not verify/);
+  });
+});
