@@ -262,6 +262,8 @@ export async function startBankSandbox(options: BankSandboxOptions): Promise<Ban
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger as FastifyBaseLogger } : { logger: false }),
     bodyLimit: BODY_BYTES_MAX,
+    // close() means closed: also connections whose response a fault swallowed.
+    forceCloseConnections: true,
     // Amounts are strings on the wire: no type coercion, nothing silently removed.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false } },
   });

@@ -15,6 +15,7 @@ import { createServer, type AddressInfo, type Server } from 'node:net';
 import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
 import type { Logger } from 'pino';
 import { rejectionTopic, usageTopic } from '../../protocol/usage-message.ts';
+import { JournalFullError } from '../ledger/journal.ts';
 import type { DeviceEntry, DeviceRegistry } from './device-registry.ts';
 import type { Intake } from './intake.ts';
 import type { RejectReason, RejectionLog } from './rejection-log.ts';
@@ -84,8 +85,9 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
         return done(new Error('topic not allowed')); // aedes closes the connection (MQTT-3.3.5-2)
       }
       receiveUsage(client, device, packet).then(() => done(null), (error: unknown) => {
-        logger.error({ err: error, deviceId: device.id }, 'usage not stored; not acknowledging');
-        done(error as Error);
+        if (error instanceof JournalFullError) refuse(client, packet.topic, 'intake_overloaded', error.message);
+        else logger.error({ err: error, deviceId: device.id }, 'usage not stored; not acknowledging');
+        done(error as Error); // no PUBACK: the device keeps the message and sends it again
       });
     },
   });

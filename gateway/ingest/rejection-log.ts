@@ -18,6 +18,8 @@ export const REJECT_REASONS = [
   'meter_not_allowed',
   'unit_mismatch',
   'seq_conflict',
+  /** Not refused for good: the journal queue is full, so no ack; the device resends later. */
+  'intake_overloaded',
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 

@@ -1,0 +1,9 @@
+# One image for every meterbridge program; docker-compose.yml picks the subcommand.
+FROM node:20-bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev
+COPY . .
+USER node
+ENTRYPOINT ["node", "bin/meterbridge.mjs"]
