@@ -11,7 +11,7 @@ import { ID_PATTERN } from '../protocol/usage-message.ts';
 
 const id = z.string().regex(ID_PATTERN, 'must be 1-63 of a-z 0-9 . _ - starting with a letter or digit');
 const port = z.number().int().min(0).max(65535);
-const currency = z.string().refine((c) => c in MINOR_DIGITS, { message: `must be one of ${Object.keys(MINOR_DIGITS).join(', ')}` });
+const currency = z.string().refine((c) => Object.hasOwn(MINOR_DIGITS, c), { message: `must be one of ${Object.keys(MINOR_DIGITS).join(', ')}` });
 
 const bankAccount = z.strictObject({
   schemeName: z.string().min(1).max(40),
