@@ -104,7 +104,7 @@ export async function runIngestBench(options: IngestBenchOptions): Promise<{ gat
     await writeFile(path.join(dir, 'gateway.json'), JSON.stringify(config));
 
     options.log(`gateway: ${options.messages} messages from ${options.devices} devices, ${options.inflight} in flight each…`);
-    const gw = await spawnBroker(['bin/meterbridge.mjs', 'gateway', '--config', path.join(dir, 'gateway.json')], {});
+    const gw = await spawnBroker([...(process.env.MB_BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.MB_BENCH_PROFILE] : []), 'bin/meterbridge.mjs', 'gateway', '--config', path.join(dir, 'gateway.json')], {});
     const gatewayLoad = await runLoad(gw.url, creds, options);
     const gateway = { ...gatewayLoad, rssMb: peakRssMb(gw.child.pid!) };
     await stop(gw.child);

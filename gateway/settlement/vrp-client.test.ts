@@ -238,6 +238,28 @@ describe('input limits (OBIE VRP 4.0 field lengths)', () => {
   });
 });
 
+describe('message signing seam', () => {
+  it('sends what signRequest returns as x-jws-signature on POSTs, over the exact body sent', async () => {
+    const signed: { method: string; body: string }[] = [];
+    const signRequest = async (request: { method: string; url: string; body: string }) => {
+      signed.push(request);
+      return 'detached.jws.stub';
+    };
+    const { client } = await connect({}, { signRequest });
+    const consentId = await consentFor(client);
+    expect(recorder.exchanges.map((e) => e.requestHeaders['x-jws-signature'])).toEqual(['detached.jws.stub']);
+    expect(JSON.stringify(recorder.exchanges[0]?.requestBody)).toBe(signed[0]?.body);
+    await client.getConsent(consentId);
+    expect(recorder.exchanges[1]?.requestHeaders['x-jws-signature']).toBeUndefined(); // GETs carry no body to sign
+  });
+
+  it('sends no x-jws-signature without a signer', async () => {
+    const { client } = await connect();
+    await consentFor(client);
+    expect(recorder.exchanges[0]?.requestHeaders['x-jws-signature']).toBeUndefined();
+  });
+});
+
 describe('status helpers', () => {
   it('call exactly ACSC and ACCC settled, and those plus RJCT and CANC final', () => {
     expect(VRP_PAYMENT_STATUSES.filter(isSettledVrpStatus)).toEqual(['ACSC', 'ACCC']);

@@ -133,43 +133,30 @@ export function isSettledVrpStatus(status: string): boolean {
   return status === 'ACSC' || status === 'ACCC';
 }
 
-// Spec limits (OBIE VRP 4.0 schema maxLength) the client checks before sending anything.
-const IDEMPOTENCY_KEY_MAX = 40;
-const CONSENT_ID_MAX = 128;
-const PAYMENT_ID_MAX = 40;
-const MAX35 = 35;
-const UNSTRUCTURED_MAX = 140;
-const MERCHANT_CUSTOMER_ID_MAX = 70;
-const ACCOUNT_ID_MAX = 256;
-const ACCOUNT_NAME_MAX = 70;
-/** OBActiveCurrencyAndAmount_SimpleType allows 13 integer digits. */
-const AMOUNT_INTEGER_DIGITS = 13;
-const TIMEOUT_MS_MAX = 120_000;
-const RESPONSE_BYTES_MAX = 1024 * 1024;
-const PERIODIC_LIMITS_MAX = 20;
+/** Spec limits (OBIE VRP 4.0 maxLength; Amount has 13 integer digits) and our own bounds. */
+const MAX = Object.freeze({
+  idempotencyKey: 40, consentId: 128, paymentId: 40, text35: 35, unstructured: 140, merchantCustomerId: 70,
+  accountId: 256, accountName: 70, amountIntegerDigits: 13, timeoutMs: 120_000, responseBytes: 1024 * 1024, periodicLimits: 20,
+});
 const PERIOD_TYPES: readonly string[] = ['Day', 'Week', 'Fortnight', 'Month', 'Half-year', 'Year'];
 
 function checkText(value: unknown, field: string, maxLength: number): void {
   if (typeof value !== 'string') throw new TypeError(`${field}: must be a string, got ${typeof value}`);
-  if (value.length < 1 || value.length > maxLength) {
-    throw new RangeError(`${field}: must be 1-${maxLength} characters, got ${value.length}`);
-  }
+  if (value.length < 1 || value.length > maxLength) throw new RangeError(`${field}: must be 1-${maxLength} characters, got ${value.length}`);
 }
 
 function checkIdempotencyKey(key: string): void {
-  checkText(key, 'idempotencyKey', IDEMPOTENCY_KEY_MAX);
+  checkText(key, 'idempotencyKey', MAX.idempotencyKey);
   // OBIE VRP 4.0: x-idempotency-key pattern ^(?!\s)(.*)(\S)$, and it travels as a header.
-  if (!/^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$/.test(key)) {
-    throw new RangeError('idempotencyKey: must be printable ASCII without surrounding spaces');
-  }
+  if (!/^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$/.test(key)) throw new RangeError('idempotencyKey: must be printable ASCII without surrounding spaces');
 }
 
 function checkAccount(account: BankAccount, field: string): void {
   if (!(ACCOUNT_SCHEMES as readonly string[]).includes(account.schemeName)) {
     throw new RangeError(`${field}.schemeName: ${JSON.stringify(account.schemeName)} is not one of ${ACCOUNT_SCHEMES.join(', ')}`);
   }
-  checkText(account.identification, `${field}.identification`, ACCOUNT_ID_MAX);
-  checkText(account.name, `${field}.name`, ACCOUNT_NAME_MAX);
+  checkText(account.identification, `${field}.identification`, MAX.accountId);
+  checkText(account.name, `${field}.name`, MAX.accountName);
 }
 
 function checkAmount(amountMinor: bigint, currency: string, field: string): void {
@@ -178,11 +165,11 @@ function checkAmount(amountMinor: bigint, currency: string, field: string): void
   }
   if (typeof amountMinor !== 'bigint') throw new TypeError(`${field}: must be a bigint, got ${typeof amountMinor}`);
   if (amountMinor <= 0n) throw new RangeError(`${field}: ${amountMinor} must be positive`);
-  if (amountMinor > amountMinorMax(currency)) throw new RangeError(`${field}: ${amountMinor} has more than ${AMOUNT_INTEGER_DIGITS} integer digits`);
+  if (amountMinor > amountMinorMax(currency)) throw new RangeError(`${field}: ${amountMinor} has more than ${MAX.amountIntegerDigits} integer digits`);
 }
 
 function amountMinorMax(currency: string): bigint {
-  return 10n ** BigInt(AMOUNT_INTEGER_DIGITS + (MINOR_DIGITS[currency] ?? 0)) - 1n;
+  return 10n ** BigInt(MAX.amountIntegerDigits + (MINOR_DIGITS[currency] ?? 0)) - 1n;
 }
 
 function checkDateTime(text: string, field: string): void {
@@ -193,19 +180,13 @@ function checkDateTime(text: string, field: string): void {
 }
 
 function checkPeriodicLimits(limits: readonly VrpPeriodicLimit[], currency: string): void {
-  if (limits.length < 1 || limits.length > PERIODIC_LIMITS_MAX) {
-    throw new RangeError(`periodicLimits: must hold 1-${PERIODIC_LIMITS_MAX} limits, got ${limits.length}`);
-  }
+  if (limits.length < 1 || limits.length > MAX.periodicLimits) throw new RangeError(`periodicLimits: must hold 1-${MAX.periodicLimits} limits, got ${limits.length}`);
   limits.forEach((limit, index) => {
     const field = `periodicLimits[${index}]`;
     if (!PERIOD_TYPES.includes(limit.periodType)) throw new RangeError(`${field}.periodType: ${limit.periodType} is not a spec period`);
-    if (limit.periodAlignment !== 'Calendar' && limit.periodAlignment !== 'Consent') {
-      throw new RangeError(`${field}.periodAlignment: must be Calendar or Consent`);
-    }
+    if (limit.periodAlignment !== 'Calendar' && limit.periodAlignment !== 'Consent') throw new RangeError(`${field}.periodAlignment: must be Calendar or Consent`);
     // OBIE VRP 4.0: "for a PeriodType of Fortnight the PeriodAlignment must be Consent".
-    if (limit.periodType === 'Fortnight' && limit.periodAlignment === 'Calendar') {
-      throw new RangeError(`${field}.periodAlignment: a Fortnight must be Consent aligned`);
-    }
+    if (limit.periodType === 'Fortnight' && limit.periodAlignment === 'Calendar') throw new RangeError(`${field}.periodAlignment: a Fortnight must be Consent aligned`);
     checkAmount(limit.amountMinor, currency, `${field}.amountMinor`);
   });
 }
@@ -221,13 +202,9 @@ function wireAmount(amountMinor: bigint, currency: string): { Amount: string; Cu
 // What we read from the bank's answers; everything else in them is passed over.
 const consentResponse = z.object({
   Data: z.object({
-    ConsentId: z.string().min(1).max(CONSENT_ID_MAX),
+    ConsentId: z.string().min(1).max(MAX.consentId),
     Status: z.enum(VRP_CONSENT_STATUSES),
-    ControlParameters: z.object({
-      VRPType: z.array(z.string()).min(1),
-      PSUAuthenticationMethods: z.array(z.string()).min(1),
-      PSUInteractionTypes: z.array(z.string()).optional(),
-    }),
+    ControlParameters: z.object({ VRPType: z.array(z.string()).min(1), PSUAuthenticationMethods: z.array(z.string()).min(1), PSUInteractionTypes: z.array(z.string()).optional() }),
     Initiation: z.record(z.string(), z.unknown()),
   }),
   Risk: z.record(z.string(), z.unknown()),
@@ -236,8 +213,8 @@ type ConsentResponse = z.infer<typeof consentResponse>;
 
 const paymentResponse = z.object({
   Data: z.object({
-    DomesticVRPId: z.string().min(1).max(PAYMENT_ID_MAX),
-    ConsentId: z.string().min(1).max(CONSENT_ID_MAX),
+    DomesticVRPId: z.string().min(1).max(MAX.paymentId),
+    ConsentId: z.string().min(1).max(MAX.consentId),
     Status: z.enum(VRP_PAYMENT_STATUSES),
     StatusUpdateDateTime: z.string().min(1),
     StatusReason: z.array(z.object({ StatusReasonCode: z.string().optional() })).optional(),
@@ -256,14 +233,8 @@ function parseBankAmount(text: string, currency: string, field: string): bigint 
   return parseMinor(kept === '' ? (whole ?? text) : `${whole}.${kept}`, currency, field);
 }
 
-interface Exchange {
-  action: string;
-  method: 'GET' | 'POST' | 'DELETE';
-  path: string;
-  expectStatus: number;
-  body?: unknown;
-  idempotencyKey?: string;
-}
+/** One call: what it is for (for messages), where, and the one status that means success. */
+interface Exchange { action: string; method: 'GET' | 'POST' | 'DELETE'; path: string; expectStatus: number; body?: unknown; idempotencyKey?: string }
 
 export class VrpClient {
   readonly #baseUrl: string;
@@ -276,8 +247,8 @@ export class VrpClient {
     if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new RangeError(`baseUrl: ${url.protocol} is not http(s)`);
     if (!/^[\x21-\x7e]{1,4096}$/.test(options.accessToken)) throw new RangeError('accessToken: must be 1-4096 visible ASCII characters');
     const timeoutMs = options.timeoutMs ?? 10_000;
-    if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > TIMEOUT_MS_MAX) {
-      throw new RangeError(`timeoutMs: ${timeoutMs} must be an integer from 1 to ${TIMEOUT_MS_MAX}`);
+    if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX.timeoutMs) {
+      throw new RangeError(`timeoutMs: ${timeoutMs} must be an integer from 1 to ${MAX.timeoutMs}`);
     }
     this.#baseUrl = options.baseUrl.replace(/\/+$/, '');
     this.#accessToken = options.accessToken;
@@ -287,7 +258,7 @@ export class VrpClient {
 
   async createConsent(input: CreateConsentInput): Promise<VrpConsent> {
     checkIdempotencyKey(input.idempotencyKey);
-    checkText(input.reference, 'reference', MERCHANT_CUSTOMER_ID_MAX);
+    checkText(input.reference, 'reference', MAX.merchantCustomerId);
     checkAmount(input.maxIndividualAmountMinor, input.currency, 'maxIndividualAmountMinor');
     checkAccount(input.creditor, 'creditor');
     if (input.debtor) checkAccount(input.debtor, 'debtor');
@@ -301,11 +272,7 @@ export class VrpClient {
         ControlParameters: {
           ...(input.validToDateTime !== undefined ? { ValidToDateTime: input.validToDateTime } : {}),
           MaximumIndividualAmount: wireAmount(input.maxIndividualAmountMinor, input.currency),
-          PeriodicLimits: limits.map((limit) => ({
-            PeriodType: limit.periodType,
-            PeriodAlignment: limit.periodAlignment,
-            ...wireAmount(limit.amountMinor, input.currency),
-          })),
+          PeriodicLimits: limits.map((l) => ({ PeriodType: l.periodType, PeriodAlignment: l.periodAlignment, ...wireAmount(l.amountMinor, input.currency) })),
           // Commercial (not sweeping) payments, made by the machine with no PSU present.
           VRPType: ['UK.OBIE.VRPType.Other'],
           PSUAuthenticationMethods: ['UK.OBIE.SCANotRequired'],
@@ -330,7 +297,7 @@ export class VrpClient {
 
   /** DELETE: the PSU revoked the consent with us; the bank marks it CANC. */
   async revokeConsent(consentId: string): Promise<void> {
-    checkText(consentId, 'consentId', CONSENT_ID_MAX);
+    checkText(consentId, 'consentId', MAX.consentId);
     const path = `/domestic-vrp-consents/${encodeURIComponent(consentId)}`;
     await this.#exchange({ action: `revoke consent ${consentId}`, method: 'DELETE', path, expectStatus: 204 });
   }
@@ -340,14 +307,14 @@ export class VrpClient {
    * the consent's exactly, so they are copied from the bank's own record of it.
    */
   async createPayment(input: CreatePaymentInput): Promise<VrpPayment> {
-    checkText(input.consentId, 'consentId', CONSENT_ID_MAX);
+    checkText(input.consentId, 'consentId', MAX.consentId);
     checkIdempotencyKey(input.idempotencyKey);
-    checkText(input.instructionIdentification, 'instructionIdentification', MAX35);
-    checkText(input.endToEndIdentification, 'endToEndIdentification', MAX35);
+    checkText(input.instructionIdentification, 'instructionIdentification', MAX.text35);
+    checkText(input.endToEndIdentification, 'endToEndIdentification', MAX.text35);
     checkAmount(input.amountMinor, input.currency, 'amountMinor');
     checkAccount(input.creditor, 'creditor');
-    checkText(input.remittance.reference, 'remittance.reference', MAX35);
-    checkText(input.remittance.unstructured, 'remittance.unstructured', UNSTRUCTURED_MAX);
+    checkText(input.remittance.reference, 'remittance.reference', MAX.text35);
+    checkText(input.remittance.unstructured, 'remittance.unstructured', MAX.unstructured);
     const terms = await this.#consentTerms(input.consentId);
     const control = terms.Data.ControlParameters;
     const pick = (allowed: readonly string[], preferred: string) => (allowed.includes(preferred) ? preferred : (allowed[0] ?? preferred));
@@ -361,10 +328,8 @@ export class VrpClient {
         Instruction: {
           InstructionIdentification: input.instructionIdentification,
           EndToEndIdentification: input.endToEndIdentification,
-          RemittanceInformation: {
-            Structured: [{ CreditorReferenceInformation: { Reference: input.remittance.reference } }],
-            Unstructured: [input.remittance.unstructured],
-          },
+          // OBIE VRP 4.0 has no flat Reference: the batch reference is the creditor's reference.
+          RemittanceInformation: { Structured: [{ CreditorReferenceInformation: { Reference: input.remittance.reference } }], Unstructured: [input.remittance.unstructured] },
           InstructedAmount: wireAmount(input.amountMinor, input.currency),
           CreditorAccount: wireAccount(input.creditor),
         },
@@ -375,23 +340,21 @@ export class VrpClient {
     const answer = await this.#exchange({ action, method: 'POST', path: '/domestic-vrps', expectStatus: 201, body, idempotencyKey: input.idempotencyKey });
     const payment = this.#payment(answer, action);
     if (payment.consentId !== input.consentId || payment.amountMinor !== input.amountMinor || payment.currency !== input.currency) {
-      throw new VrpError(`Cannot ${action}: the bank answered with payment ${payment.paymentId} of ${formatMinor(payment.amountMinor, payment.currency)} ${payment.currency} under consent ${payment.consentId}`, {
-        code: 'protocol',
-        interactionId: answer.interactionId,
-      });
+      const got = `payment ${payment.paymentId} of ${formatMinor(payment.amountMinor, payment.currency)} ${payment.currency} under consent ${payment.consentId}`;
+      throw new VrpError(`Cannot ${action}: the bank answered with ${got}`, { code: 'protocol', interactionId: answer.interactionId });
     }
     return payment;
   }
 
   async getPayment(paymentId: string): Promise<VrpPayment> {
-    checkText(paymentId, 'paymentId', PAYMENT_ID_MAX);
+    checkText(paymentId, 'paymentId', MAX.paymentId);
     const action = `read payment ${paymentId}`;
     const answer = await this.#exchange({ action, method: 'GET', path: `/domestic-vrps/${encodeURIComponent(paymentId)}`, expectStatus: 200 });
     return this.#payment(answer, action);
   }
 
   async #consentTerms(consentId: string): Promise<ConsentResponse> {
-    checkText(consentId, 'consentId', CONSENT_ID_MAX);
+    checkText(consentId, 'consentId', MAX.consentId);
     const action = `read consent ${consentId}`;
     const answer = await this.#exchange({ action, method: 'GET', path: `/domestic-vrp-consents/${encodeURIComponent(consentId)}`, expectStatus: 200 });
     return this.#read(consentResponse, answer, action);
@@ -428,11 +391,7 @@ export class VrpClient {
   async #exchange(request: Exchange): Promise<{ json: unknown; interactionId: string }> {
     const interactionId = randomUUID();
     const url = `${this.#baseUrl}${request.path}`;
-    const headers: Record<string, string> = {
-      authorization: `Bearer ${this.#accessToken}`,
-      'x-fapi-interaction-id': interactionId,
-      accept: 'application/json',
-    };
+    const headers: Record<string, string> = { authorization: `Bearer ${this.#accessToken}`, 'x-fapi-interaction-id': interactionId, accept: 'application/json' };
     const bodyText = request.body === undefined ? undefined : JSON.stringify(request.body);
     if (bodyText !== undefined) headers['content-type'] = 'application/json';
     if (request.idempotencyKey !== undefined) headers['x-idempotency-key'] = request.idempotencyKey;
@@ -490,7 +449,7 @@ function httpError(action: string, status: number, text: string, interactionId: 
   });
 }
 
-/** Reads the body as text, refusing more than RESPONSE_BYTES_MAX (a bank is not a file server). */
+/** Reads the body as text, refusing more than MAX.responseBytes (a bank is not a file server). */
 async function readBounded(response: Response): Promise<string> {
   if (!response.body) return '';
   const reader = response.body.getReader();
@@ -498,9 +457,9 @@ async function readBounded(response: Response): Promise<string> {
   let total = 0;
   for (let part = await reader.read(); !part.done; part = await reader.read()) {
     total += part.value.byteLength;
-    if (total > RESPONSE_BYTES_MAX) {
+    if (total > MAX.responseBytes) {
       await reader.cancel();
-      throw new VrpError(`the answer exceeds ${RESPONSE_BYTES_MAX} bytes`, { code: 'protocol', interactionId: '' });
+      throw new VrpError(`the answer exceeds ${MAX.responseBytes} bytes`, { code: 'protocol', interactionId: '' });
     }
     chunks.push(part.value);
   }
