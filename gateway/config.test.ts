@@ -51,3 +51,11 @@ describe('gateway config', () => {
     expect(() => loadConfig({ file, env: { ...env, MB_MQTT_PORT: 'abc' } })).toThrow(/MB_MQTT_PORT="abc" is not a whole number/);
   });
 });
+
+describe('gateway config schedule', () => {
+  it('refuses a seal schedule that is not a cron expression', () => {
+    const raw = base();
+    (raw.settlement as Record<string, unknown>).sealCron = 'every minute';
+    expect(() => parseConfig(raw)).toThrow(/settlement\.sealCron: must be a node-cron expression/);
+  });
+});

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import cron from 'node-cron';
 import { z } from 'zod';
 import { MINOR_DIGITS, parseMinor, parsePriceNano } from '../protocol/money.ts';
 import { ID_PATTERN } from '../protocol/usage-message.ts';
@@ -63,7 +64,7 @@ export const configSchema = z.strictObject({
   payee: z.strictObject({ name: z.string().min(1).max(140), account: bankAccount }),
   settlement: z.strictObject({
     /** node-cron expression (5 or 6 fields) for sealing open records into batches. */
-    sealCron: z.string().default('0 * * * *'),
+    sealCron: z.string().refine((expression) => cron.validate(expression), { message: 'must be a node-cron expression (5 or 6 fields), like "0 * * * *"' }).default('0 * * * *'),
     timezone: z.string().default('UTC'),
     /** How often payments in flight are submitted, retried and polled. */
     pollIntervalMs: z.number().int().min(200).max(3_600_000).default(5_000),

@@ -58,7 +58,11 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
   const { logger } = options;
   const clock = options.clock ?? (() => new Date());
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-  const registry = DeviceRegistry.load(config.devicesFile, { meters: Object.keys(config.meters), payers: Object.keys(config.payers), devicesMax: config.limits.devicesMax });
+  const registry = DeviceRegistry.load(config.devicesFile, {
+    meterCurrencies: Object.fromEntries(Object.entries(config.tariffs).map(([meter, t]) => [meter, t.currency])),
+    payerCurrencies: Object.fromEntries(Object.entries(config.payers).map(([payer, p]) => [payer, p.currency])),
+    devicesMax: config.limits.devicesMax,
+  });
   const { key, created } = await loadOrCreateGatewayKey(config.dataDir);
   if (created) logger.info({ keyId: key.keyId }, 'created gateway signing key');
   const operatorLogin = await ensureOperatorLogin(config.dataDir, { reset: options.resetOperatorLogin ?? false });
@@ -111,6 +115,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
     mqttPort: mqtt.port, httpUrl: web.url, operatorLogin, publicKeyHex, chainReport, journal, batches, settler, db, snapshot, sealNow,
     async stop() {
       await sealTask.stop();
+      await batches.idle();
       await settler.stop();
       await mqtt.close();
       await journal.drain();

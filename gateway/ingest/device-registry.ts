@@ -33,7 +33,7 @@ export class DeviceRegistry {
   }
 
   /** Parses a provisioning file and checks it against the configured meters and payers. */
-  static load(file: string, known: { meters: readonly string[]; payers: readonly string[]; devicesMax: number }): DeviceRegistry {
+  static load(file: string, known: { meterCurrencies: Readonly<Record<string, string>>; payerCurrencies: Readonly<Record<string, string>>; devicesMax: number }): DeviceRegistry {
     let raw: unknown;
     try {
       raw = JSON.parse(readFileSync(file, 'utf8'));
@@ -49,9 +49,15 @@ export class DeviceRegistry {
     if (devices.length > known.devicesMax) throw new Error(`Invalid devices file ${file}: ${devices.length} devices, limits.devicesMax is ${known.devicesMax}`);
     const problems: string[] = [];
     devices.forEach((device, i) => {
-      if (!known.payers.includes(device.payer)) problems.push(`devices.${i}.payer: no payer named ${device.payer} in the config`);
+      const payerCurrency = Object.hasOwn(known.payerCurrencies, device.payer) ? known.payerCurrencies[device.payer] : undefined;
+      if (!payerCurrency) problems.push(`devices.${i}.payer: no payer named ${device.payer} in the config`);
       for (const meter of device.meters) {
-        if (!known.meters.includes(meter)) problems.push(`devices.${i}.meters: no meter named ${meter} in the config`);
+        const meterCurrency = Object.hasOwn(known.meterCurrencies, meter) ? known.meterCurrencies[meter] : undefined;
+        if (!meterCurrency) problems.push(`devices.${i}.meters: no meter named ${meter} in the config`);
+        else if (payerCurrency && meterCurrency !== payerCurrency) {
+          // One consent per payer, in one currency: usage priced in another could never be paid.
+          problems.push(`devices.${i}.meters: meter ${meter} is priced in ${meterCurrency} but payer ${device.payer} pays in ${payerCurrency}`);
+        }
       }
     });
     if (problems.length > 0) throw new Error(`Invalid devices file ${file}:\n  ${problems.join('\n  ')}`);

@@ -107,6 +107,11 @@ export class BatchBook {
     return this.#sealing;
   }
 
+  /** Resolves when no seal is running (for shutdown). */
+  async idle(): Promise<void> {
+    await this.#sealing?.catch(() => {});
+  }
+
   async #seal(): Promise<StoredBatch[]> {
     const head = this.#journal.head;
     if (head.index <= this.#sealedThrough) return [];
