@@ -17,7 +17,7 @@ const currency = z.string().refine((c) => Object.hasOwn(MINOR_DIGITS, c), { mess
 const bankAccount = z.strictObject({
   schemeName: z.string().min(1).max(40),
   identification: z.string().min(1).max(256),
-  name: z.string().min(1).max(350),
+  name: z.string().min(1).max(70), // OBIE VRP 4.0: account Name max 70
 });
 
 const meter = z.strictObject({

@@ -31,6 +31,11 @@ interface StoredConsent {
 
 const BACKOFF_MAX_MS = 5 * 60_000;
 
+/** The payer has not (or no longer) authorised the consent: hold the batch and try later. */
+export class ConsentNotReadyError extends Error {
+  readonly code = 'MB_CONSENT_NOT_READY';
+}
+
 export class Settler {
   readonly #o: SettlerOptions;
   readonly #retryAtMs = new Map<number, { atMs: number; failures: number }>();
@@ -118,7 +123,9 @@ export class Settler {
 
   async #failed(batch: StoredBatch, error: unknown): Promise<void> {
     const message = error instanceof Error ? error.message : String(error);
-    if (error instanceof VrpError && !error.retriable && batch.state !== 'pending') {
+    const consentRefused = error instanceof VrpError && error.obErrorCodes.includes('U009'); // OBIE VRP 4.0: consent not authorised
+    if (consentRefused) await this.#forgetConsentStatus(batch.header.payer);
+    if (error instanceof VrpError && !error.retriable && !consentRefused && batch.state !== 'pending') {
       await this.#o.book.transition(batch.batchNo, 'rejected', { lastError: message }, `bank refused the payment: ${message}`);
       return;
     }
@@ -133,25 +140,45 @@ export class Settler {
     this.#o.logger.warn({ batchNo: batch.batchNo, err: message, retryInMs: Math.round(delayMs) }, 'settlement attempt failed; will retry with the same idempotency key');
   }
 
-  /** The payer's VRP consent, created once; its idempotency key is stored before the call. */
+  /**
+   * The payer's VRP consent: created once (its idempotency key stored before the call),
+   * then used only while the bank reports it authorised. Until the payer approves it,
+   * batches wait; they are never rejected for it.
+   */
   async #consentFor(payer: string, currency: string, maxIndividualAmount: string, debtor: BankAccountConfig | undefined): Promise<string> {
     const key = keys.consent(payer);
     let stored = (await this.#o.db.get(key)) as StoredConsent | undefined;
-    if (stored?.consentId) return stored.consentId;
     if (!stored) {
       stored = { idempotencyKey: `mbc${toHex(sha256(new TextEncoder().encode(`${this.#o.config.gatewayId}/consent/${payer}`))).slice(0, 32)}` };
       await writeDurably(this.#o.db, [{ type: 'put', key, value: stored }]);
     }
-    const consent = await this.#o.client.createConsent({
-      idempotencyKey: stored.idempotencyKey,
-      reference: `meterbridge ${payer}`.slice(0, 35),
-      currency,
-      creditor: this.#o.config.payee.account,
-      ...(debtor ? { debtor } : {}),
-      maxIndividualAmountMinor: parseMinor(maxIndividualAmount, currency, `payers.${payer}.maxIndividualAmount`),
-    });
-    await writeDurably(this.#o.db, [{ type: 'put', key, value: { ...stored, consentId: consent.consentId, status: consent.status } }]);
-    this.#o.logger.info({ payer, consentId: consent.consentId, status: consent.status }, 'VRP consent created');
-    return consent.consentId;
+    if (!stored.consentId) {
+      const consent = await this.#o.client.createConsent({
+        idempotencyKey: stored.idempotencyKey,
+        reference: `meterbridge ${payer}`.slice(0, 35),
+        currency,
+        creditor: this.#o.config.payee.account,
+        ...(debtor ? { debtor } : {}),
+        maxIndividualAmountMinor: parseMinor(maxIndividualAmount, currency, `payers.${payer}.maxIndividualAmount`),
+      });
+      stored = { ...stored, consentId: consent.consentId, status: consent.status };
+      await writeDurably(this.#o.db, [{ type: 'put', key, value: stored }]);
+      this.#o.logger.info({ payer, consentId: consent.consentId, status: consent.status }, 'VRP consent created');
+    }
+    const consentId = stored.consentId!;
+    if (stored.status !== 'AUTH') {
+      const { status } = await this.#o.client.getConsent(consentId);
+      if (status !== stored.status) await writeDurably(this.#o.db, [{ type: 'put', key, value: { ...stored, status } }]);
+      if (status !== 'AUTH') throw new ConsentNotReadyError(`Cannot settle for ${payer}: consent ${consentId} is ${status}, waiting for the payer to authorise it`);
+    }
+    return consentId;
   }
+
+  /** After the bank said the consent is not usable (U009), look it up again before the next try. */
+  async #forgetConsentStatus(payer: string): Promise<void> {
+    const key = keys.consent(payer);
+    const stored = (await this.#o.db.get(key)) as StoredConsent | undefined;
+    if (stored?.status) await writeDurably(this.#o.db, [{ type: 'put', key, value: { ...stored, status: 'unknown' } }]);
+  }
+
 }

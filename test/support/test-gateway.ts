@@ -33,10 +33,10 @@ export interface TestRig {
   close(): Promise<void>;
 }
 
-export async function startTestRig(options: Partial<GatewayRuntimeOptions> & { settleAfterMs?: number } = {}): Promise<TestRig> {
+export async function startTestRig(options: Partial<GatewayRuntimeOptions> & { settleAfterMs?: number; autoAuthoriseConsents?: boolean; bankTimeoutMs?: number } = {}): Promise<TestRig> {
   const dir = await mkdtemp(path.join(tmpdir(), 'meterbridge-test-'));
   const bankToken = 'test-bank-token';
-  const bank = await startBankSandbox({ port: 0, accessTokens: [bankToken], autoAuthoriseConsents: true, settleAfterMs: options.settleAfterMs ?? 50 });
+  const bank = await startBankSandbox({ port: 0, accessTokens: [bankToken], autoAuthoriseConsents: options.autoAuthoriseConsents ?? true, settleAfterMs: options.settleAfterMs ?? 50 });
   const devices = await Promise.all(TEST_DEVICES.map(async (d) => ({ id: d.id, payer: d.payer, meters: [d.meter], passwordHash: await hashPassword(d.password) })));
   await writeFile(path.join(dir, 'devices.json'), JSON.stringify({ devices }));
   const raw = demoGatewayConfig({ mqtt: 0, http: 0, bank: bank.port }, '0 0 1 1 *');
@@ -46,10 +46,11 @@ export async function startTestRig(options: Partial<GatewayRuntimeOptions> & { s
     logLevel: 'silent',
     dataDir: path.join(dir, 'data'),
     devicesFile: path.join(dir, 'devices.json'),
-    settlement: { ...settlement, pollIntervalMs: 200, bank: { url: bank.url, token: bankToken, timeoutMs: 2_000 } },
+    settlement: { ...settlement, pollIntervalMs: 200, bank: { url: bank.url, token: bankToken, timeoutMs: options.bankTimeoutMs ?? 2_000 } },
   });
   const logger = pino({ level: 'silent' });
-  let gateway = await startGateway(config, { logger, ...options });
+  const { settleAfterMs: _s, autoAuthoriseConsents: _a, bankTimeoutMs: _t, ...runtime } = options;
+  let gateway = await startGateway(config, { logger, ...runtime });
   let mqttPort = gateway.mqttPort;
   const clients: MqttClient[] = [];
   const rig: TestRig = {
@@ -95,4 +96,12 @@ export function usagePayload(deviceId: string, seq: number, overrides: Record<st
   const meter = device?.meter ?? 'cycles';
   const unit = meter === 'cycles' ? 'cycle' : meter === 'distance' ? 'm' : 'slot-s';
   return JSON.stringify({ v: 1, deviceId, seq, meter, quantity: '1', unit, time: '2026-11-27T12:00:00.000Z', ...overrides });
+}
+
+/** Publishes `count` usage messages from a device (QoS 1) and waits for every ack. */
+export async function sendUsage(rig: TestRig, deviceId: string, count: number, firstSeq = 1, quantity = '1'): Promise<void> {
+  const client = await rig.connect(deviceId);
+  const topic = `meterbridge/v1/devices/${deviceId}/usage`;
+  await Promise.all(Array.from({ length: count }, (_, i) => client.publishAsync(topic, usagePayload(deviceId, firstSeq + i, { quantity }), { qos: 1 })));
+  await client.endAsync();
 }
