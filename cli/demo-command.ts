@@ -9,7 +9,7 @@ import { startFleet } from '../firmware-sim/fleet.ts';
 import { loadConfig } from '../gateway/config.ts';
 import { startGateway } from '../gateway/main.ts';
 import { createLogger } from './logger.ts';
-import { prepareDemo } from './demo-setup.ts';
+import { ensureBankToken, prepareDemo } from './demo-setup.ts';
 import { untilSignal } from './signals.ts';
 
 const HELP = `Usage: meterbridge demo [--dir DIR] [--http-port N] [--mqtt-port N] [--bank-port N] [--speed N]
@@ -26,6 +26,7 @@ Options:
   --bank-port N    sandbox bank port (default 8090)
   --speed N        machines report N times as often (default 1)
   --log-level L    gateway log level (default warn)
+  --seal-cron EXPR when batches are sealed (default '* * * * *', every minute)
   -h, --help       show this help
 `;
 
@@ -34,7 +35,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     args: argv,
     options: {
       dir: { type: 'string' }, 'http-port': { type: 'string' }, 'mqtt-port': { type: 'string' }, 'bank-port': { type: 'string' },
-      speed: { type: 'string' }, 'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      speed: { type: 'string' }, 'log-level': { type: 'string' }, 'seal-cron': { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
@@ -45,11 +46,11 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const dir = path.resolve(values.dir ?? '.meterbridge-demo');
   const say = (line: string): void => void process.stdout.write(`${line}\n`);
   say(`meterbridge demo: preparing ${dir}`);
-  const setup = await prepareDemo(dir, ports);
   const logger = createLogger(values['log-level'] ?? 'warn', 'demo');
-
-  const bank = await startBankSandbox({ port: ports.bank, accessTokens: [setup.bankToken], autoAuthoriseConsents: true, settleAfterMs: 3_000, logger: logger.child({ module: 'bank-sandbox' }) });
+  const bankToken = ensureBankToken(dir);
+  const bank = await startBankSandbox({ port: ports.bank, accessTokens: [bankToken], autoAuthoriseConsents: true, settleAfterMs: 3_000, logger: logger.child({ module: 'bank-sandbox' }) });
   say(`  sandbox bank   ${bank.url}`);
+  const setup = await prepareDemo(dir, { ...ports, bank: bank.port }, { sealCron: values['seal-cron'] ?? '* * * * *' });
   const config = loadConfig({ file: setup.configFile, env: {} });
   const gateway = await startGateway(config, { logger, resetOperatorLogin: true }).catch(async (error: unknown) => {
     await bank.close();
@@ -60,7 +61,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
   say(`  machines       ${setup.simDevices.map((d) => `${d.id} (${d.kind})`).join(', ')} · seed ${fleet.seed}`);
   say(`\n  Dashboard      ${gateway.httpUrl}/`);
   say(`  Login          ${gateway.operatorLogin.username} / ${gateway.operatorLogin.password ?? '(unchanged)'}   (new each demo start)`);
-  say(`\nBatches are sealed at the start of every minute and paid through the sandbox bank. Ctrl-C to stop.\n`);
+  say(`\nBatches are sealed on '${config.settlement.sealCron}' (cron) and paid through the sandbox bank. Ctrl-C to stop.\n`);
 
   const progress = setInterval(() => {
     void gateway.snapshot().then((s) => {

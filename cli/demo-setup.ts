@@ -58,13 +58,20 @@ export function demoGatewayConfig(ports: DemoPorts, sealCron: string): Record<st
   };
 }
 
+/** The sandbox bank's token, made once per demo folder. */
+export function ensureBankToken(dir: string): string {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const tokenFile = path.join(dir, 'bank-token');
+  if (!existsSync(tokenFile)) writeFileSync(tokenFile, `${generateSecret()}\n`, { mode: 0o600 });
+  return readFileSync(tokenFile, 'utf8').trim();
+}
+
 /** Creates the demo folder on first use; later uses keep ledger and secrets but refresh ports. */
 export async function prepareDemo(dir: string, ports: DemoPorts, options: { sealCron?: string } = {}): Promise<DemoSetup> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const configFile = path.join(dir, 'gateway.json');
-  const tokenFile = path.join(dir, 'bank-token');
   const simFile = path.join(dir, 'sim-devices.json');
-  if (!existsSync(tokenFile)) writeFileSync(tokenFile, `${generateSecret()}\n`, { mode: 0o600 });
+  const bankToken = ensureBankToken(dir);
   if (!existsSync(simFile)) {
     const simDevices: SimDeviceConfig[] = [];
     const devices = [];
@@ -79,7 +86,7 @@ export async function prepareDemo(dir: string, ports: DemoPorts, options: { seal
   writeFileSync(configFile, `${JSON.stringify(demoGatewayConfig(ports, options.sealCron ?? '* * * * *'), null, 2)}\n`, { mode: 0o600 });
   return {
     dir, configFile,
-    bankToken: readFileSync(tokenFile, 'utf8').trim(),
+    bankToken,
     simDevices: JSON.parse(readFileSync(simFile, 'utf8')) as SimDeviceConfig[],
   };
 }
