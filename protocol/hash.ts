@@ -2,11 +2,19 @@
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, hexToBytes as nobleHexToBytes } from '@noble/hashes/utils.js';
 
-/**
- * SHA-256 of the concatenation of `parts`. Uses `@noble/hashes` so the same code
- * runs in the offline browser verifier.
- */
+type NodeCrypto = typeof import('node:crypto');
+
+// On Node, node:crypto's SHA-256 is about twice as fast; in a browser (the offline
+// verifier) there is no `process`, and @noble/hashes computes the same bytes.
+const nodeCrypto = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule?.('node:crypto') as NodeCrypto | undefined;
+
+/** SHA-256 of the concatenation of `parts`. */
 export function sha256(...parts: Uint8Array[]): Uint8Array {
+  if (nodeCrypto) {
+    const hash = nodeCrypto.createHash('sha256');
+    for (const part of parts) hash.update(part);
+    return new Uint8Array(hash.digest());
+  }
   if (parts.length === 1) return nobleSha256(parts[0]!);
   const hash = nobleSha256.create();
   for (const part of parts) hash.update(part);

@@ -37,6 +37,13 @@ export function chainHash(prevHashHex: string, record: UsageRecord): string {
   return toHex(sha256(fromHex(prevHashHex, 'prevHash', 32), canonicalBytes(record)));
 }
 
+const utf8 = new TextEncoder();
+
+/** {@link chainHash} for a caller that already holds the record's canonical JSON text. */
+export function chainHashOfCanonical(prevHashHex: string, canonicalRecord: string): string {
+  return toHex(sha256(fromHex(prevHashHex, 'prevHash', 32), utf8.encode(canonicalRecord)));
+}
+
 export function messageHash(message: UsageMessage): string {
   return toHex(sha256(canonicalBytes(message)));
 }

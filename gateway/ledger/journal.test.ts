@@ -69,11 +69,35 @@ describe('Journal', () => {
     const held = new Promise<void>((resolve) => (release = resolve));
     const journal = await Journal.open(db, options({ queueMax: 2, batchMax: 1, beforeWrite: () => held }));
     const first = journal.append(draft('cnc-1', 1));
-    await new Promise((resolve) => setTimeout(resolve, 20)); // first is now being written and held
-    const queued = [journal.append(draft('cnc-1', 2)), journal.append(draft('cnc-1', 3))];
-    await expect(journal.append(draft('cnc-1', 4))).rejects.toBeInstanceOf(JournalFullError);
+    await new Promise((resolve) => setTimeout(resolve, 20)); // 1 is being written and held
+    const second = journal.append(draft('cnc-1', 2));
+    await new Promise((resolve) => setTimeout(resolve, 20)); // 2 is prepared, waiting for 1
+    const queued = [journal.append(draft('cnc-1', 3)), journal.append(draft('cnc-1', 4))];
+    await expect(journal.append(draft('cnc-1', 5))).rejects.toBeInstanceOf(JournalFullError);
     release();
-    expect((await Promise.all([first, ...queued])).map((r) => r.status)).toEqual(['accepted', 'accepted', 'accepted']);
+    expect((await Promise.all([first, second, ...queued])).map((r) => r.status)).toEqual(['accepted', 'accepted', 'accepted', 'accepted']);
+    expect((await verifyChain(db, key)).ok).toBe(true);
+  });
+
+  it('keeps the chain whole when a write fails while the next group is already prepared', async () => {
+    let failNext = true;
+    const journal = await Journal.open(db, options({
+      batchMax: 2,
+      beforeWrite: async () => {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        if (failNext) {
+          failNext = false;
+          throw new Error('disk full');
+        }
+      },
+    }));
+    const results = await Promise.allSettled([1, 2, 3, 4, 5, 6].map((seq) => journal.append(draft('cnc-1', seq))));
+    expect(results.slice(0, 2).map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    expect(results.slice(2).map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled']);
+    // The refused ones were not acknowledged; sent again, they go in after the others.
+    expect((await journal.append(draft('cnc-1', 1))).status).toBe('accepted');
+    expect(journal.head.index).toBe(5);
+    expect((await verifyChain(db, key)).ok).toBe(true);
   });
 
   it('signs a checkpoint of the chain head every N records', async () => {

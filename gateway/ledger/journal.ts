@@ -3,9 +3,10 @@
  * LevelDB batch with fsync per group, so a device's ack (which waits for `append`)
  * always follows a durable write, at ~batch cost rather than per-record fsync cost.
  */
+import { canonicalJson } from '../../protocol/canonical-json.ts';
 import { ZERO_HASH_HEX } from '../../protocol/hash.ts';
 import { signPayload, type SigningKey } from '../../protocol/signing.ts';
-import { chainHash, type Checkpoint, type SignedCheckpoint, type UsageRecord } from '../../protocol/usage-record.ts';
+import { chainHashOfCanonical, type Checkpoint, type SignedCheckpoint, type UsageRecord } from '../../protocol/usage-record.ts';
 import { keys, writeDurably, type LedgerDb, type LedgerOp } from './ledger-db.ts';
 
 /** A priced record before the journal gives it a place. */
@@ -48,6 +49,15 @@ export interface JournalOptions {
   beforeWrite?: () => Promise<void>;
 }
 
+interface PreparedGroup {
+  groupNo: number;
+  generation: number;
+  ops: LedgerOp[];
+  results: AppendResult[];
+  head: ChainHead;
+  checkpoint?: SignedCheckpoint;
+}
+
 interface Pending {
   draft: RecordDraft;
   resolve: (result: AppendResult) => void;
@@ -58,8 +68,17 @@ export class Journal {
   readonly #db: LedgerDb;
   readonly #options: JournalOptions;
   #head: ChainHead;
+  /** Head after every prepared group; equals #head when nothing is in flight. */
+  #tip: ChainHead;
   #queue: Pending[] = [];
+  /** Dedup entries prepared but perhaps not yet readable from LevelDB. */
+  readonly #pendingDedup = new Map<string, { entry: DedupEntry; groupNo: number }>();
+  #preparedGroupNo = 0;
+  #committedGroupNo = 0;
+  /** Bumped when a write fails: groups prepared on top of it are rebuilt. */
+  #generation = 0;
   #flushing: Promise<void> | undefined;
+  #wake: (() => void) | undefined;
   #lastCheckpoint: { index: number; atMs: number };
   #latestCheckpoint: SignedCheckpoint | undefined;
 
@@ -67,6 +86,7 @@ export class Journal {
     this.#db = db;
     this.#options = options;
     this.#head = head;
+    this.#tip = head;
     this.#latestCheckpoint = checkpoint;
     this.#lastCheckpoint = { index: checkpoint?.index ?? 0, atMs: options.clock().getTime() };
   }
@@ -97,6 +117,7 @@ export class Journal {
     }
     return new Promise((resolve, reject) => {
       this.#queue.push({ draft, resolve, reject });
+      this.#wake?.();
       this.#flushing ??= this.#flushLoop();
     });
   }
@@ -106,15 +127,35 @@ export class Journal {
     while (this.#flushing) await this.#flushing;
   }
 
+  /**
+   * Write groups in order, one write in flight at a time, while the next group is
+   * prepared (dedup lookups, pricing already done, chain hashes): CPU work overlaps the
+   * fsync. A group is acknowledged only when its own write is durable.
+   */
   async #flushLoop(): Promise<void> {
     // Yield once so appends arriving in the same tick share one write.
     await new Promise<void>((resolve) => setImmediate(resolve));
+    let inFlight: Promise<void> | undefined;
     try {
-      while (this.#queue.length > 0) {
+      for (;;) {
+        if (this.#queue.length === 0) {
+          if (!inFlight) break;
+          // Wait for the write in flight or for new appends, whichever comes first, so
+          // the next group is prepared while the disk is busy.
+          const arrived = new Promise<void>((resolve) => (this.#wake = resolve));
+          const writeDone = inFlight.then(() => true);
+          if (await Promise.race([writeDone, arrived.then(() => false)])) inFlight = undefined;
+          this.#wake = undefined;
+          continue;
+        }
         const group = this.#queue.splice(0, this.#options.batchMax);
+        const drafts = group.map((p) => p.draft);
         try {
-          const results = await this.#writeGroup(group.map((p) => p.draft));
-          group.forEach((pending, i) => pending.resolve(results[i]!));
+          let prepared = await this.#prepare(drafts);
+          if (inFlight) await inFlight;
+          // The write before ours failed: our chain was built on it, so build it again.
+          if (prepared.generation !== this.#generation) prepared = await this.#prepare(drafts);
+          inFlight = this.#commit(prepared, group);
         } catch (error) {
           for (const pending of group) pending.reject(error);
         }
@@ -124,39 +165,65 @@ export class Journal {
     }
   }
 
-  async #writeGroup(drafts: RecordDraft[]): Promise<AppendResult[]> {
-    const stored = await this.#db.getMany(drafts.map((d) => keys.dedup(d.deviceId, d.seq)));
-    const seen = new Map<string, DedupEntry>();
+  async #prepare(drafts: RecordDraft[]): Promise<PreparedGroup> {
+    // Entries of committed groups are now visible to getMany; drop them before reading.
+    for (const [key, pending] of this.#pendingDedup) if (pending.groupNo <= this.#committedGroupNo) this.#pendingDedup.delete(key);
+    const dedupKeys = drafts.map((d) => keys.dedup(d.deviceId, d.seq));
+    const stored = await this.#db.getMany(dedupKeys);
+    const groupNo = ++this.#preparedGroupNo;
     const ops: LedgerOp[] = [];
     const results: AppendResult[] = [];
-    let head = this.#head;
+    const base = this.#tip;
+    let head = base;
     const receivedAt = this.#options.clock().toISOString();
     drafts.forEach((draft, i) => {
-      const dedupKey = keys.dedup(draft.deviceId, draft.seq);
-      const existing = seen.get(dedupKey) ?? (stored[i] as DedupEntry | undefined);
+      const dedupKey = dedupKeys[i]!;
+      const existing = this.#pendingDedup.get(dedupKey)?.entry ?? (stored[i] as DedupEntry | undefined);
       if (existing) {
         results.push({ status: existing.messageHash === draft.messageHash ? 'duplicate' : 'conflict', index: existing.index });
         return;
       }
       const record: UsageRecord = { ...draft, v: 1, index: head.index + 1, gatewayId: this.#options.gatewayId, receivedAt };
-      const hash = chainHash(head.hash, record);
-      const entry: JournalEntry = { record, prevHash: head.hash, hash };
-      ops.push({ type: 'put', key: keys.record(record.index), value: entry });
-      ops.push({ type: 'put', key: dedupKey, value: { index: record.index, messageHash: draft.messageHash } satisfies DedupEntry });
-      seen.set(dedupKey, { index: record.index, messageHash: draft.messageHash });
+      const canonical = canonicalJson(record);
+      const hash = chainHashOfCanonical(head.hash, canonical);
+      // The entry is stored as JSON text built around the canonical record we just hashed,
+      // so the record is serialised once per append (it reads back as a JournalEntry).
+      const entryJson = `{"record":${canonical},"prevHash":"${head.hash}","hash":"${hash}"}`;
+      const entry: DedupEntry = { index: record.index, messageHash: draft.messageHash };
+      ops.push({ type: 'put', key: keys.record(record.index), value: entryJson, valueEncoding: 'utf8' });
+      ops.push({ type: 'put', key: dedupKey, value: entry });
+      this.#pendingDedup.set(dedupKey, { entry, groupNo });
       head = { index: record.index, hash };
       results.push({ status: 'accepted', index: record.index });
     });
-    if (ops.length === 0) return results;
-    ops.push({ type: 'put', key: keys.head, value: head });
-    const checkpoint = this.#checkpointIfDue(head);
-    if (checkpoint) ops.push({ type: 'put', key: keys.checkpoint(checkpoint.index), value: checkpoint });
-    if (this.#options.beforeWrite) await this.#options.beforeWrite();
-    await writeDurably(this.#db, ops);
-    // Only a durable write moves the in-memory head.
-    this.#head = head;
-    if (checkpoint) this.#noteCheckpoint(checkpoint);
-    return results;
+    let checkpoint: SignedCheckpoint | undefined;
+    if (ops.length > 0) {
+      ops.push({ type: 'put', key: keys.head, value: head });
+      checkpoint = this.#checkpointIfDue(head);
+      if (checkpoint) ops.push({ type: 'put', key: keys.checkpoint(checkpoint.index), value: checkpoint });
+    }
+    this.#tip = head;
+    return { groupNo, generation: this.#generation, ops, results, head, ...(checkpoint ? { checkpoint } : {}) };
+  }
+
+  async #commit(prepared: PreparedGroup, group: Pending[]): Promise<void> {
+    try {
+      if (prepared.ops.length > 0) {
+        if (this.#options.beforeWrite) await this.#options.beforeWrite();
+        await writeDurably(this.#db, prepared.ops);
+        // Only a durable write moves the head.
+        this.#head = prepared.head;
+        if (prepared.checkpoint) this.#latestCheckpoint = prepared.checkpoint;
+      }
+      this.#committedGroupNo = prepared.groupNo;
+      group.forEach((pending, i) => pending.resolve(prepared.results[i]!));
+    } catch (error) {
+      for (const [key, pending] of this.#pendingDedup) if (pending.groupNo >= prepared.groupNo) this.#pendingDedup.delete(key);
+      this.#tip = this.#head;
+      this.#generation += 1;
+      this.#committedGroupNo = prepared.groupNo;
+      for (const pending of group) pending.reject(error);
+    }
   }
 
   #checkpointIfDue(head: ChainHead): SignedCheckpoint | undefined {
@@ -164,12 +231,8 @@ export class Journal {
     const dueByCount = head.index - this.#lastCheckpoint.index >= this.#options.checkpointEveryRecords;
     const dueByTime = nowMs - this.#lastCheckpoint.atMs >= this.#options.checkpointIntervalMs;
     if (!dueByCount && !dueByTime) return undefined;
+    this.#lastCheckpoint = { index: head.index, atMs: nowMs };
     return this.signCheckpoint(head);
-  }
-
-  #noteCheckpoint(checkpoint: SignedCheckpoint): void {
-    this.#latestCheckpoint = checkpoint;
-    this.#lastCheckpoint = { index: checkpoint.index, atMs: Date.parse(checkpoint.time) };
   }
 
   signCheckpoint(head: ChainHead): SignedCheckpoint {
@@ -182,7 +245,8 @@ export class Journal {
     if (this.#head.index === 0 || this.#latestCheckpoint?.index === this.#head.index) return this.#latestCheckpoint;
     const checkpoint = this.signCheckpoint(this.#head);
     await writeDurably(this.#db, [{ type: 'put', key: keys.checkpoint(checkpoint.index), value: checkpoint }]);
-    this.#noteCheckpoint(checkpoint);
+    this.#latestCheckpoint = checkpoint;
+    this.#lastCheckpoint = { index: checkpoint.index, atMs: Date.parse(checkpoint.time) };
     return checkpoint;
   }
 

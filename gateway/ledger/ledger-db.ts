@@ -16,7 +16,7 @@
 import { Level } from 'level';
 
 export type LedgerDb = Level<string, unknown>;
-export type LedgerOp = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
+export type LedgerOp = { type: 'put'; key: string; value: unknown; valueEncoding?: 'utf8' } | { type: 'del'; key: string };
 
 export async function openLedgerDb(dir: string): Promise<LedgerDb> {
   const db = new Level<string, unknown>(dir, { valueEncoding: 'json' });

@@ -14,6 +14,18 @@ export type PricingResult =
   | { ok: true; draft: RecordDraft }
   | { ok: false; reason: 'unknown_meter' | 'meter_not_allowed' | 'unit_mismatch'; field: string; detail: string };
 
+const priceCache = new Map<string, bigint>();
+
+/** Parsed once per distinct price string: config is frozen, prices do not change under us. */
+function priceNanoOf(unitPrice: string, meter: string): bigint {
+  let nano = priceCache.get(unitPrice);
+  if (nano === undefined) {
+    nano = parsePriceNano(unitPrice, `tariffs.${meter}.unitPrice`);
+    if (priceCache.size < 10_000) priceCache.set(unitPrice, nano);
+  }
+  return nano;
+}
+
 export function priceUsage(message: UsageMessage, device: DeviceEntry, config: Pick<GatewayConfig, 'meters' | 'tariffs'>): PricingResult {
   const meter = config.meters[message.meter];
   const tariff = config.tariffs[message.meter];
@@ -26,7 +38,7 @@ export function priceUsage(message: UsageMessage, device: DeviceEntry, config: P
   if (message.unit !== meter.unit) {
     return { ok: false, reason: 'unit_mismatch', field: 'unit', detail: `meter ${message.meter} counts in ${meter.unit}, not ${message.unit}` };
   }
-  const amountNano = BigInt(message.quantity) * parsePriceNano(tariff.unitPrice, `tariffs.${message.meter}.unitPrice`);
+  const amountNano = BigInt(message.quantity) * priceNanoOf(tariff.unitPrice, message.meter);
   return {
     ok: true,
     draft: {
