@@ -5,5 +5,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev
 COPY . .
+# Named volumes take the ownership of these folders, so the non-root user can write them.
+RUN mkdir -p /data /sim-state && chown node:node /data /sim-state
 USER node
 ENTRYPOINT ["node", "bin/meterbridge.mjs"]

@@ -64,11 +64,12 @@ export async function demoCommand(argv: string[]): Promise<number> {
   say(`\nBatches are sealed on '${config.settlement.sealCron}' (cron) and paid through the sandbox bank. Ctrl-C to stop.\n`);
 
   const progress = setInterval(() => {
+    const { acked } = fleet.stats(); // read before the ledger, so acked <= records always shows
     void gateway.snapshot().then((s) => {
       const states = new Map<string, number>();
       for (const b of s.batches) states.set(b.state, (states.get(b.state) ?? 0) + 1);
       const settled = s.settled.map((x) => `${x.amount} ${x.currency}`).join(' + ') || '0';
-      say(`[${new Date().toISOString().slice(11, 19)}] records ${s.chain.headIndex} · acked ${fleet.stats().acked} · batches ${[...states].map(([k, v]) => `${v} ${k}`).join(', ') || 'none yet'} · settled ${settled}`);
+      say(`[${new Date().toISOString().slice(11, 19)}] records ${s.chain.headIndex} · acked ${acked} · batches ${[...states].map(([k, v]) => `${v} ${k}`).join(', ') || 'none yet'} · settled ${settled}`);
     });
   }, 10_000);
 

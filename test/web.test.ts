@@ -31,6 +31,10 @@ describe('operator web page', () => {
     expect(statSync(file).mode & 0o777).toBe(0o600);
   });
 
+  it('keeps the gateway signing key it made on first start private (0600)', () => {
+    expect(statSync(path.join(rig.config.dataDir, 'gateway-ed25519.key')).mode & 0o777).toBe(0o600);
+  });
+
   it('sends a visitor without a session to the login page, and the API answers 401', async () => {
     const page = await fetch(`${rig.gateway.httpUrl}/`, { redirect: 'manual' });
     expect(page.status).toBe(303);
