@@ -48,8 +48,8 @@ export async function startTestRig(options: Partial<GatewayRuntimeOptions> & { s
     devicesFile: path.join(dir, 'devices.json'),
     settlement: { ...settlement, pollIntervalMs: 200, bank: { url: bank.url, token: bankToken, timeoutMs: options.bankTimeoutMs ?? 2_000 } },
   });
-  const logger = pino({ level: 'silent' });
-  const { settleAfterMs: _s, autoAuthoriseConsents: _a, bankTimeoutMs: _t, ...runtime } = options;
+  const logger = options.logger ?? pino({ level: 'silent' });
+  const { settleAfterMs: _s, autoAuthoriseConsents: _a, bankTimeoutMs: _t, logger: _l, ...runtime } = options;
   let gateway = await startGateway(config, { logger, ...runtime });
   let mqttPort = gateway.mqttPort;
   const clients: MqttClient[] = [];
