@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormatsPlugin from 'ajv-formats';
+import type { SandboxExchange } from '../../bank-sandbox/server.ts';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const SPEC_PATH = path.resolve(REPO_ROOT, '../shared/conformance/obie-vrp-openapi.json');
@@ -18,17 +19,8 @@ export const SPEC_ID = 'spec.json';
 /** OBIE VRP 4.0: `servers[0].url`. */
 export const SPEC_BASE_PATH = '/open-banking/v4.0/pisp';
 
-/** One request and its response, as a server or client saw them. Header names lower case. */
-export interface HttpExchange {
-  method: string;
-  /** Path with query, e.g. `/open-banking/v4.0/pisp/domestic-vrps/abc`. */
-  url: string;
-  requestHeaders: Readonly<Record<string, string | string[] | undefined>>;
-  requestBody: unknown;
-  statusCode: number;
-  responseHeaders: Readonly<Record<string, string | string[] | number | undefined>>;
-  responseBody: unknown;
-}
+/** One request and its response, as a server or client saw them (the sandbox's own record type). */
+export type HttpExchange = SandboxExchange;
 
 export interface ExchangeCheckOptions {
   /**
