@@ -23,6 +23,8 @@ const bankAccount = z.strictObject({
 const meter = z.strictObject({
   unit: z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/i),
   description: z.string().max(200).optional(),
+  /** For counter readings: the register wraps to 0 at this value (e.g. "4294967296" for 32 bits). */
+  counterWrapAt: z.string().regex(/^[1-9][0-9]{0,18}$/, 'must be a positive integer as a string').optional(),
 });
 
 const tariff = z.strictObject({
@@ -90,6 +92,10 @@ export const configSchema = z.strictObject({
     /** Refused messages kept for the operator (oldest dropped first). */
     rejectionsKept: z.number().int().min(0).max(100_000).default(1_000),
     devicesMax: z.number().int().min(1).max(100_000).default(10_000),
+    /** Usage stamped further ahead of the gateway clock is refused (clock trouble or forgery). */
+    clockSkewMaxMs: z.number().int().min(1_000).max(86_400_000).default(300_000),
+    /** Usage older than this is refused as a replay (devices buffer offline, so be generous). */
+    usageAgeMaxMs: z.number().int().min(3_600_000).max(400 * 86_400_000).default(35 * 86_400_000),
   }).prefault({}),
 });
 

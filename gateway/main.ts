@@ -10,6 +10,7 @@ import { DeviceRegistry } from './ingest/device-registry.ts';
 import { Intake } from './ingest/intake.ts';
 import { startMqttBroker, type MqttBroker } from './ingest/mqtt-broker.ts';
 import { RejectionLog } from './ingest/rejection-log.ts';
+import { SequenceGaps } from './ingest/sequence-gaps.ts';
 import { loadOrCreateGatewayKey } from './ledger/gateway-key.ts';
 import { Journal } from './ledger/journal.ts';
 import { openLedgerDb, type LedgerDb } from './ledger/ledger-db.ts';
@@ -68,7 +69,8 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
   const operatorLogin = await ensureOperatorLogin(config.dataDir, { reset: options.resetOperatorLogin ?? false });
 
   const db = await openLedgerDb(`${config.dataDir}/ledger`);
-  const chainReport = await verifyChain(db, key);
+  const gaps = new SequenceGaps();
+  const chainReport = await verifyChain(db, key, (record) => gaps.see(record.deviceId, record.seq));
   if (chainReport.ok) logger.info({ records: chainReport.records, durationMs: chainReport.durationMs }, 'ledger chain verified');
   else logger.error({ problems: chainReport.problems }, 'ledger chain is broken: settlement is stopped until an operator resolves it');
 
@@ -79,7 +81,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
     ...(options.beforeJournalWrite ? { beforeWrite: options.beforeJournalWrite } : {}),
   });
   const rejections = new RejectionLog(config.limits.rejectionsKept);
-  const intake = new Intake(journal, config, rejections);
+  const intake = new Intake(journal, config, rejections, { limits: config.limits, clock, gaps });
   const batches = await BatchBook.open(db, journal, { gatewayId: config.gatewayId, key, clock, logger: logger.child({ module: 'batches' }) });
   const client = new VrpClient({ baseUrl: config.settlement.bank.url, accessToken: await readBankToken(config), timeoutMs: config.settlement.bank.timeoutMs });
   const settler = new Settler({ db, book: batches, client, config, pollIntervalMs: config.settlement.pollIntervalMs, logger: logger.child({ module: 'settlement' }), enabled: () => chainReport.ok });

@@ -12,18 +12,40 @@ export const ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 /** 10^18 base units: far above any real single use, far below bigint trouble. */
 export const QUANTITY_DIGITS_MAX = 18;
 
-export interface UsageMessage {
+interface UsageMessageBase {
   v: 1;
   deviceId: string;
   /** Per-device sequence number, 1, 2, 3… assigned by the device; (deviceId, seq) is the idempotency key. */
   seq: number;
   meter: string;
-  /** Positive integer in the meter's base unit, as a decimal string. */
-  quantity: string;
   unit: string;
   /** Device clock, RFC 3339 UTC (`Z`). */
   time: string;
+  /** Optional Ed25519 signature by the device's own key (hex, 64 bytes) over the canonical message without `sig`. */
+  sig?: string;
 }
+
+/** One use (or a batch of uses) of a meter: `quantity` base units since the last event. */
+export interface UsageEventMessage extends UsageMessageBase {
+  kind?: 'event';
+  /** Positive integer in the meter's base unit, as a decimal string. */
+  quantity: string;
+}
+
+/**
+ * A cumulative meter register (OCMF-style): usage is the difference to the previous
+ * accepted reading of the same meter. `epoch` changes when the register restarts from
+ * zero (reboot, replacement), so a drop with a new epoch is a reset, not a fraud.
+ */
+export interface CounterReadingMessage extends UsageMessageBase {
+  kind: 'counter';
+  /** Register value in base units, non-negative integer as a decimal string. */
+  reading: string;
+  /** Identifies one run of the register: boot id, meter serial and reset count… */
+  epoch: string;
+}
+
+export type UsageMessage = UsageEventMessage | CounterReadingMessage;
 
 export type UsageParseErrorReason = 'malformed_json' | 'payload_too_large' | 'unsupported_version' | 'missing_field' | 'invalid_field' | 'unknown_field';
 
@@ -35,7 +57,12 @@ export interface UsageParseError {
 
 export type UsageParseResult = { ok: true; message: UsageMessage } | { ok: false; error: UsageParseError };
 
-const FIELDS = ['v', 'deviceId', 'seq', 'meter', 'quantity', 'unit', 'time'] as const;
+const COMMON_FIELDS = ['v', 'deviceId', 'seq', 'meter', 'unit', 'time'] as const;
+const EVENT_FIELDS = [...COMMON_FIELDS, 'quantity'] as const;
+const COUNTER_FIELDS = [...COMMON_FIELDS, 'reading', 'epoch'] as const;
+const OPTIONAL_FIELDS = ['kind', 'sig'] as const;
+const READING = new RegExp(`^(0|[1-9][0-9]{0,${QUANTITY_DIGITS_MAX - 1}})$`);
+const SIGNATURE = /^[0-9a-f]{128}$/;
 const QUANTITY = new RegExp(`^[1-9][0-9]{0,${QUANTITY_DIGITS_MAX - 1}}$`);
 const RFC3339_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z$/;
 const UNIT = /^[a-z][a-z0-9_-]{0,31}$/i;
@@ -78,25 +105,48 @@ export function validateUsageMessage(value: unknown): UsageParseResult {
   if (object.v !== undefined && object.v !== null && object.v !== USAGE_MESSAGE_VERSION) {
     return fail('unsupported_version', 'v', `version ${JSON.stringify(object.v)} is not supported, expected 1`);
   }
+  const kind = object.kind ?? 'event';
+  if (kind !== 'event' && kind !== 'counter') return fail('invalid_field', 'kind', `kind must be "event" or "counter", got ${JSON.stringify(object.kind)}`);
+  const fields: readonly string[] = kind === 'counter' ? COUNTER_FIELDS : EVENT_FIELDS;
   for (const key of Object.keys(object)) {
-    if (!(FIELDS as readonly string[]).includes(key)) return fail('unknown_field', key, `field ${key} is not part of usage message v1`);
+    if (!fields.includes(key) && !(OPTIONAL_FIELDS as readonly string[]).includes(key)) {
+      return fail('unknown_field', key, `field ${key} is not part of a usage message v1 of kind ${kind}`);
+    }
   }
-  for (const field of FIELDS) {
+  for (const field of fields) {
     if (object[field] === undefined || object[field] === null) return fail('missing_field', field, `field ${field} is required`);
   }
-  const { deviceId, seq, meter, quantity, unit, time } = object;
+  const { deviceId, seq, meter, unit, time, sig } = object;
   if (typeof deviceId !== 'string' || !ID_PATTERN.test(deviceId)) return fail('invalid_field', 'deviceId', 'deviceId must be 1-63 of a-z 0-9 . _ - starting with a letter or digit');
   if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) return fail('invalid_field', 'seq', `seq must be an integer >= 1, got ${JSON.stringify(seq)}`);
   if (typeof meter !== 'string' || !ID_PATTERN.test(meter)) return fail('invalid_field', 'meter', 'meter must be 1-63 of a-z 0-9 . _ - starting with a letter or digit');
-  if (typeof quantity !== 'string') return fail('invalid_field', 'quantity', `quantity must be a string of digits, got a ${typeof quantity}`);
-  if (!QUANTITY.test(quantity)) {
-    return fail('invalid_field', 'quantity', `quantity ${JSON.stringify(quantity)} must be a positive integer in base units, at most ${QUANTITY_DIGITS_MAX} digits`);
+  if (kind === 'event') {
+    const { quantity } = object;
+    if (typeof quantity !== 'string') return fail('invalid_field', 'quantity', `quantity must be a string of digits, got a ${typeof quantity}`);
+    if (!QUANTITY.test(quantity)) {
+      return fail('invalid_field', 'quantity', `quantity ${JSON.stringify(quantity)} must be a positive integer in base units, at most ${QUANTITY_DIGITS_MAX} digits`);
+    }
+  } else {
+    const { reading, epoch } = object;
+    if (typeof reading !== 'string' || !READING.test(reading)) {
+      return fail('invalid_field', 'reading', `reading ${JSON.stringify(reading)} must be a non-negative integer in base units as a string, at most ${QUANTITY_DIGITS_MAX} digits`);
+    }
+    if (typeof epoch !== 'string' || !ID_PATTERN.test(epoch)) return fail('invalid_field', 'epoch', 'epoch must be 1-63 of a-z 0-9 . _ - starting with a letter or digit');
   }
   if (typeof unit !== 'string' || !UNIT.test(unit)) return fail('invalid_field', 'unit', 'unit must be 1-32 letters, digits, _ or -');
   if (typeof time !== 'string' || !RFC3339_UTC.test(time) || !isCalendarTime(time)) {
     return fail('invalid_field', 'time', 'time must be an RFC 3339 UTC timestamp like 2026-11-27T15:00:00.000Z');
   }
-  return { ok: true, message: { v: 1, deviceId, seq, meter, quantity, unit, time } };
+  if (sig !== undefined && (typeof sig !== 'string' || !SIGNATURE.test(sig))) return fail('invalid_field', 'sig', 'sig must be 128 lower-case hex digits (an Ed25519 signature)');
+  const base = { v: 1 as const, deviceId, seq, meter, unit, time, ...(sig === undefined ? {} : { sig: sig as string }) };
+  if (kind === 'counter') return { ok: true, message: { ...base, kind: 'counter', reading: object.reading as string, epoch: object.epoch as string } };
+  return { ok: true, message: { ...base, quantity: object.quantity as string, ...(object.kind === 'event' ? { kind: 'event' as const } : {}) } };
+}
+
+/** The bytes a device signs: the canonical message without its `sig`. */
+export function unsignedMessage(message: UsageMessage): Omit<UsageMessage, 'sig'> {
+  const { sig: _sig, ...rest } = message;
+  return rest;
 }
 
 /** MQTT topics of a device. A device may publish only to its own usage topic. */

@@ -30,6 +30,18 @@ export interface UsageRecord {
   amountNano: string;
   /** SHA-256 (hex) of the canonical bytes of the usage message as the device sent it. */
   messageHash: string;
+  /** Present on records made from counter readings; `quantity` is then the delta. */
+  kind?: 'counter';
+  /** The register value and its epoch, as the device reported them. */
+  reading?: string;
+  epoch?: string;
+  /** The previous accepted reading of the same meter, when the delta was taken against it. */
+  prevReading?: string;
+  prevEpoch?: string;
+  /** baseline: first reading, nothing billed; delta: reading − prevReading; reset: new epoch, the reading itself; wrap: the register wrapped at the meter's `counterWrapAt`. */
+  counterEvent?: 'baseline' | 'delta' | 'reset' | 'wrap';
+  /** The device's own Ed25519 signature over the usage message (hex), when the device signs. */
+  deviceSig?: string;
 }
 
 /** `hash = SHA-256(prevHash bytes ‖ canonical bytes of record)`; the first record's prevHash is 64 zeros. */

@@ -13,6 +13,10 @@ const deviceSchema = z.strictObject({
   meters: z.array(z.string().regex(ID_PATTERN)).min(1).max(32),
   passwordHash: z.string().refine(isPasswordHash, { message: 'must be a scrypt$… hash (meterbridge device add prints one)' }),
   description: z.string().max(200).optional(),
+  /** The device's Ed25519 public key (64 hex digits); when set, every message must be signed with it. */
+  publicKey: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lower-case hex digits (an Ed25519 public key)').optional(),
+  /** A revoked device can no longer connect; its past records stay in the ledger. */
+  revoked: z.boolean().optional(),
 });
 
 const fileSchema = z.strictObject({ devices: z.array(deviceSchema) });
@@ -76,7 +80,7 @@ export class DeviceRegistry {
   async authenticate(deviceId: string, password: string): Promise<DeviceEntry | undefined> {
     const device = this.#devices.get(deviceId);
     const ok = await verifyPassword(password, device?.passwordHash ?? DUMMY_HASH);
-    return ok && device ? device : undefined;
+    return ok && device && !device.revoked ? device : undefined;
   }
 }
 

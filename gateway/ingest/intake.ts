@@ -9,10 +9,17 @@ import { priceUsage } from '../ledger/pricing.ts';
 import type { GatewayConfig } from '../config.ts';
 import type { DeviceEntry } from './device-registry.ts';
 import type { RejectReason, RejectionLog } from './rejection-log.ts';
+import { checkDeviceSignature } from './device-signature.ts';
+import { SequenceGaps } from './sequence-gaps.ts';
 
 export type IntakeResult =
   | { status: 'accepted' | 'duplicate'; index: number }
   | { status: 'rejected'; reason: RejectReason; field?: string; detail: string };
+
+export interface IntakeLimits {
+  clockSkewMaxMs: number;
+  usageAgeMaxMs: number;
+}
 
 export interface DeviceActivity {
   accepted: number;
@@ -30,10 +37,18 @@ export class Intake {
   #duplicates = 0;
   readonly #activity = new Map<string, DeviceActivity>();
 
-  constructor(journal: Journal, config: Pick<GatewayConfig, 'meters' | 'tariffs'>, rejections: RejectionLog) {
+  /** Missing sequence numbers per device, shown to the operator. */
+  readonly gaps: SequenceGaps;
+  readonly #limits: IntakeLimits;
+  readonly #clock: () => Date;
+
+  constructor(journal: Journal, config: Pick<GatewayConfig, 'meters' | 'tariffs'>, rejections: RejectionLog, options: { limits: IntakeLimits; clock?: () => Date; gaps?: SequenceGaps }) {
+    this.gaps = options.gaps ?? new SequenceGaps();
     this.#journal = journal;
     this.#config = config;
     this.#rejections = rejections;
+    this.#limits = options.limits;
+    this.#clock = options.clock ?? (() => new Date());
   }
 
   get acceptedCount(): number {
@@ -66,6 +81,10 @@ export class Intake {
     if (message.deviceId !== device.id) {
       return this.#reject(device.id, topic, 'device_mismatch', 'deviceId', `message names device ${message.deviceId} but was sent by ${device.id}`);
     }
+    const timeProblem = this.#checkTime(message.time);
+    if (timeProblem) return this.#reject(device.id, topic, timeProblem.reason, 'time', timeProblem.detail);
+    const signatureProblem = checkDeviceSignature(message, device);
+    if (signatureProblem) return this.#reject(device.id, topic, signatureProblem.reason, 'sig', signatureProblem.detail);
     const priced = priceUsage(message, device, this.#config);
     if (!priced.ok) return this.#reject(device.id, topic, priced.reason, priced.field, priced.detail);
     const result = await this.#journal.append(priced.draft);
@@ -75,6 +94,7 @@ export class Intake {
         this.#accepted += 1;
         activity.accepted += 1;
         activity.lastSeq = message.seq;
+        this.gaps.see(device.id, message.seq);
         return result;
       case 'duplicate':
         this.#duplicates += 1;
@@ -82,7 +102,22 @@ export class Intake {
         return result;
       case 'conflict':
         return this.#reject(device.id, topic, 'seq_conflict', 'seq', `seq ${message.seq} already recorded (record ${result.index}) with different content`);
+      case 'refused':
+        return this.#reject(device.id, topic, result.reason, 'reading', result.detail);
     }
+  }
+
+  /** Future times are clock trouble or forgery; very old ones are replays of long-gone usage. */
+  #checkTime(time: string): { reason: 'time_in_future' | 'time_too_old'; detail: string } | undefined {
+    const atMs = Date.parse(time);
+    const nowMs = this.#clock().getTime();
+    if (atMs > nowMs + this.#limits.clockSkewMaxMs) {
+      return { reason: 'time_in_future', detail: `time ${time} is more than ${this.#limits.clockSkewMaxMs / 1000} s ahead of the gateway clock` };
+    }
+    if (atMs < nowMs - this.#limits.usageAgeMaxMs) {
+      return { reason: 'time_too_old', detail: `time ${time} is older than ${Math.floor(this.#limits.usageAgeMaxMs / 86_400_000)} days: refused as a replay` };
+    }
+    return undefined;
   }
 
   #reject(deviceId: string, topic: string, reason: RejectReason, field: string | undefined, detail: string): IntakeResult {

@@ -18,6 +18,15 @@ export const REJECT_REASONS = [
   'meter_not_allowed',
   'unit_mismatch',
   'seq_conflict',
+  'counter_decreased',
+  'stale_reading',
+  'time_in_future',
+  'time_too_old',
+  'signature_required',
+  'bad_signature',
+  'unknown_device',
+  'rate_limited',
+  'storage_low',
   /** Not refused for good: the journal queue is full, so no ack; the device resends later. */
   'intake_overloaded',
 ] as const;

@@ -6,16 +6,28 @@
 import { canonicalJson } from '../../protocol/canonical-json.ts';
 import { ZERO_HASH_HEX } from '../../protocol/hash.ts';
 import { signPayload, type SigningKey } from '../../protocol/signing.ts';
+import { priceNanoOf } from './pricing.ts';
 import { chainHashOfCanonical, type Checkpoint, type SignedCheckpoint, type UsageRecord } from '../../protocol/usage-record.ts';
 import { keys, writeDurably, type LedgerDb, type LedgerOp } from './ledger-db.ts';
 
 /** A priced record before the journal gives it a place. */
-export type RecordDraft = Omit<UsageRecord, 'index' | 'gatewayId' | 'receivedAt'>;
+/** A priced record before the journal gives it a place; counter drafts get their quantity here too. */
+export type RecordDraft = Omit<UsageRecord, 'index' | 'gatewayId' | 'receivedAt'> & {
+  counter?: { reading: string; epoch: string; wrapAt?: string };
+};
 
 export type AppendResult =
   | { status: 'accepted'; index: number }
   | { status: 'duplicate'; index: number }
-  | { status: 'conflict'; index: number };
+  | { status: 'conflict'; index: number }
+  | { status: 'refused'; reason: 'counter_decreased' | 'stale_reading'; detail: string };
+
+/** The last accepted reading of a (device, meter) register. */
+export interface CounterState {
+  epoch: string;
+  reading: string;
+  seq: number;
+}
 
 export interface JournalEntry {
   record: UsageRecord;
@@ -73,6 +85,8 @@ export class Journal {
   #queue: Pending[] = [];
   /** Dedup entries prepared but perhaps not yet readable from LevelDB. */
   readonly #pendingDedup = new Map<string, { entry: DedupEntry; groupNo: number }>();
+  /** Counter states prepared but perhaps not yet readable from LevelDB. */
+  readonly #pendingCounters = new Map<string, { state: CounterState; groupNo: number }>();
   #preparedGroupNo = 0;
   #committedGroupNo = 0;
   /** Bumped when a write fails: groups prepared on top of it are rebuilt. */
@@ -168,8 +182,11 @@ export class Journal {
   async #prepare(drafts: RecordDraft[]): Promise<PreparedGroup> {
     // Entries of committed groups are now visible to getMany; drop them before reading.
     for (const [key, pending] of this.#pendingDedup) if (pending.groupNo <= this.#committedGroupNo) this.#pendingDedup.delete(key);
+    for (const [key, pending] of this.#pendingCounters) if (pending.groupNo <= this.#committedGroupNo) this.#pendingCounters.delete(key);
     const dedupKeys = drafts.map((d) => keys.dedup(d.deviceId, d.seq));
-    const stored = await this.#db.getMany(dedupKeys);
+    const counterKeys = [...new Set(drafts.filter((d) => d.counter).map((d) => keys.counter(d.deviceId, d.meter)))];
+    const [stored, storedCounters] = await Promise.all([this.#db.getMany(dedupKeys), counterKeys.length > 0 ? this.#db.getMany(counterKeys) : []]);
+    const counterStates = new Map<string, CounterState | undefined>(counterKeys.map((key, i) => [key, storedCounters[i] as CounterState | undefined]));
     const groupNo = ++this.#preparedGroupNo;
     const ops: LedgerOp[] = [];
     const results: AppendResult[] = [];
@@ -183,7 +200,20 @@ export class Journal {
         results.push({ status: existing.messageHash === draft.messageHash ? 'duplicate' : 'conflict', index: existing.index });
         return;
       }
-      const record: UsageRecord = { ...draft, v: 1, index: head.index + 1, gatewayId: this.#options.gatewayId, receivedAt };
+      let priced: Omit<UsageRecord, 'index' | 'gatewayId' | 'receivedAt'> = draft;
+      if (draft.counter) {
+        const counterKey = keys.counter(draft.deviceId, draft.meter);
+        const outcome = applyReading(this.#pendingCounters.get(counterKey)?.state ?? counterStates.get(counterKey), draft);
+        if (outcome.status === 'refused') {
+          results.push(outcome);
+          return;
+        }
+        priced = outcome.record;
+        const state: CounterState = { epoch: draft.counter.epoch, reading: draft.counter.reading, seq: draft.seq };
+        this.#pendingCounters.set(counterKey, { state, groupNo });
+        ops.push({ type: 'put', key: counterKey, value: state });
+      }
+      const record: UsageRecord = { ...priced, v: 1, index: head.index + 1, gatewayId: this.#options.gatewayId, receivedAt };
       const canonical = canonicalJson(record);
       const hash = chainHashOfCanonical(head.hash, canonical);
       // The entry is stored as JSON text built around the canonical record we just hashed,
@@ -219,6 +249,7 @@ export class Journal {
       group.forEach((pending, i) => pending.resolve(prepared.results[i]!));
     } catch (error) {
       for (const [key, pending] of this.#pendingDedup) if (pending.groupNo >= prepared.groupNo) this.#pendingDedup.delete(key);
+      for (const [key, pending] of this.#pendingCounters) if (pending.groupNo >= prepared.groupNo) this.#pendingCounters.delete(key);
       this.#tip = this.#head;
       this.#generation += 1;
       this.#committedGroupNo = prepared.groupNo;
@@ -265,4 +296,41 @@ export class Journal {
     for await (const value of this.#db.values({ ...keys.recordRange, reverse: true, limit })) out.push(value as JournalEntry);
     return out;
   }
+}
+
+type ReadingOutcome =
+  | { status: 'priced'; record: Omit<UsageRecord, 'index' | 'gatewayId' | 'receivedAt'> }
+  | { status: 'refused'; reason: 'counter_decreased' | 'stale_reading'; detail: string };
+
+/**
+ * Usage from a counter reading: the difference to the last accepted reading of the same
+ * register. A lost reading merges into the next delta, so nothing is lost; a new epoch
+ * is a reset (usage = the reading itself); a drop within one epoch is a wrap only when
+ * the meter declares where it wraps, and refused otherwise.
+ */
+export function applyReading(previous: CounterState | undefined, draft: RecordDraft): ReadingOutcome {
+  const { counter, counter: { reading, epoch } = { reading: '0', epoch: '' }, ...rest } = draft;
+  if (!counter) throw new Error('applyReading needs a counter draft'); // a bug, not an input
+  const base = { ...rest, kind: 'counter' as const, reading, epoch };
+  let delta: bigint;
+  let extra: Partial<UsageRecord>;
+  if (!previous) {
+    delta = 0n;
+    extra = { counterEvent: 'baseline' };
+  } else if (draft.seq < previous.seq) {
+    return { status: 'refused', reason: 'stale_reading', detail: `reading seq ${draft.seq} is older than the accepted seq ${previous.seq}; its usage is already in the later reading` };
+  } else if (epoch !== previous.epoch) {
+    delta = BigInt(reading);
+    extra = { counterEvent: 'reset', prevReading: previous.reading, prevEpoch: previous.epoch };
+  } else if (BigInt(reading) >= BigInt(previous.reading)) {
+    delta = BigInt(reading) - BigInt(previous.reading);
+    extra = { counterEvent: 'delta', prevReading: previous.reading };
+  } else if (counter.wrapAt && BigInt(previous.reading) < BigInt(counter.wrapAt)) {
+    delta = BigInt(counter.wrapAt) - BigInt(previous.reading) + BigInt(reading);
+    extra = { counterEvent: 'wrap', prevReading: previous.reading };
+  } else {
+    return { status: 'refused', reason: 'counter_decreased', detail: `reading ${reading} is below the previous ${previous.reading} in the same epoch ${epoch}, and the meter does not wrap` };
+  }
+  const amountNano = delta * priceNanoOf(draft.unitPrice, draft.meter);
+  return { status: 'priced', record: { ...base, ...extra, quantity: delta.toString(), amountNano: amountNano.toString() } };
 }

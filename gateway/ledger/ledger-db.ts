@@ -8,6 +8,7 @@
  *   c!<index:12>            signed checkpoint of the chain head
  *   b!<batchNo:10>          batch state (header, settlement state, transitions)
  *   k!<payer>!<currency>    carried remainder in nano, decimal string
+ *   s!<deviceId>!<meter>    last accepted counter reading { epoch, reading, seq }
  *   p!consent!<payer>       bank consent of a payer
  *   m!head                  { index, hash } of the journal head
  *   m!sealedThrough         highest journal index already sealed into a batch
@@ -45,6 +46,7 @@ export const keys = {
   carry: (payer: string, currency: string) => `k!${payer}!${currency}`,
   carryRange: { gt: 'k!', lt: 'k!~' },
   consent: (payer: string) => `p!consent!${payer}`,
+  counter: (deviceId: string, meter: string) => `s!${deviceId}!${meter}`,
   head: 'm!head',
   sealedThrough: 'm!sealedThrough',
   batchNo: 'm!batchNo',

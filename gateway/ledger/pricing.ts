@@ -17,7 +17,7 @@ export type PricingResult =
 const priceCache = new Map<string, bigint>();
 
 /** Parsed once per distinct price string: config is frozen, prices do not change under us. */
-function priceNanoOf(unitPrice: string, meter: string): bigint {
+export function priceNanoOf(unitPrice: string, meter: string): bigint {
   let nano = priceCache.get(unitPrice);
   if (nano === undefined) {
     nano = parsePriceNano(unitPrice, `tariffs.${meter}.unitPrice`);
@@ -38,23 +38,25 @@ export function priceUsage(message: UsageMessage, device: DeviceEntry, config: P
   if (message.unit !== meter.unit) {
     return { ok: false, reason: 'unit_mismatch', field: 'unit', detail: `meter ${message.meter} counts in ${meter.unit}, not ${message.unit}` };
   }
-  const amountNano = BigInt(message.quantity) * priceNanoOf(tariff.unitPrice, message.meter);
-  return {
-    ok: true,
-    draft: {
-      v: 1,
-      deviceId: message.deviceId,
-      seq: message.seq,
-      meter: message.meter,
-      quantity: message.quantity,
-      unit: message.unit,
-      deviceTime: message.time,
-      payer: device.payer,
-      tariff: `${message.meter}@${tariff.version}`,
-      unitPrice: tariff.unitPrice,
-      currency: tariff.currency,
-      amountNano: formatDecimal(amountNano, 0),
-      messageHash: messageHash(message),
-    },
+  const common = {
+    v: 1 as const,
+    deviceId: message.deviceId,
+    seq: message.seq,
+    meter: message.meter,
+    unit: message.unit,
+    deviceTime: message.time,
+    payer: device.payer,
+    tariff: `${message.meter}@${tariff.version}`,
+    unitPrice: tariff.unitPrice,
+    currency: tariff.currency,
+    messageHash: messageHash(message),
+    ...(message.sig ? { deviceSig: message.sig } : {}),
   };
+  if (message.kind === 'counter') {
+    // The delta depends on the previous accepted reading, which only the journal knows
+    // (in order, durably): it prices the record when it takes its place.
+    return { ok: true, draft: { ...common, quantity: '0', amountNano: '0', counter: { reading: message.reading, epoch: message.epoch, ...(meter.counterWrapAt ? { wrapAt: meter.counterWrapAt } : {}) } } };
+  }
+  const amountNano = BigInt(message.quantity) * priceNanoOf(tariff.unitPrice, message.meter);
+  return { ok: true, draft: { ...common, quantity: message.quantity, amountNano: formatDecimal(amountNano, 0) } };
 }

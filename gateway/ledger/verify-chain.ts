@@ -5,7 +5,7 @@
  */
 import { ZERO_HASH_HEX } from '../../protocol/hash.ts';
 import { verifyPayload, type SigningKey } from '../../protocol/signing.ts';
-import { chainHash, type SignedCheckpoint } from '../../protocol/usage-record.ts';
+import { chainHash, type SignedCheckpoint, type UsageRecord } from '../../protocol/usage-record.ts';
 import { keys, type LedgerDb } from './ledger-db.ts';
 import type { ChainHead, JournalEntry } from './journal.ts';
 
@@ -20,7 +20,8 @@ export interface ChainReport {
 
 const PROBLEMS_MAX = 20;
 
-export async function verifyChain(db: LedgerDb, key: Pick<SigningKey, 'publicKey'>): Promise<ChainReport> {
+/** `onRecord` sees every record once, in order: start-up rebuilds its in-memory views from the same pass. */
+export async function verifyChain(db: LedgerDb, key: Pick<SigningKey, 'publicKey'>, onRecord?: (record: UsageRecord) => void): Promise<ChainReport> {
   const startedMs = performance.now();
   const problems: string[] = [];
   const note = (problem: string): void => {
@@ -44,6 +45,7 @@ export async function verifyChain(db: LedgerDb, key: Pick<SigningKey, 'publicKey
     const recomputed = chainHash(entry.prevHash, entry.record);
     if (recomputed !== entry.hash) note(`record ${index}: content does not match its hash (altered)`);
     if (wanted.has(index)) hashes.set(index, entry.hash);
+    onRecord?.(entry.record);
     prevHash = entry.hash;
     expectedIndex = index + 1;
   }

@@ -29,8 +29,9 @@ export function renderDashboard(s: Snapshot): string {
 <p>${chain} · sealed through ${s.chain.sealedThrough} · settled: <strong>${escapeHtml(settled)}</strong><br>
 Gateway key <code>${escapeHtml(s.keyId)}</code> (public <code>${escapeHtml(s.publicKey)}</code>)</p>
 <h2>Devices</h2>
-${table(['device', 'payer', 'meters', 'connected', 'accepted', 'duplicates', 'refused', 'last seq', 'last seen'],
-    s.devices.map((d) => [d.id, d.payer, d.meters.join(', '), d.connected ? 'yes' : 'no', d.accepted, d.duplicates, d.rejected, d.lastSeq ?? '', d.lastSeenAt ?? '']),
+${table(['device', 'payer', 'meters', 'connected', 'accepted', 'duplicates', 'refused', 'last seq', 'missing seqs', 'last seen'],
+    s.devices.map((d) => [d.revoked ? `${d.id} (revoked)` : d.id, d.payer, d.meters.join(', '), d.connected ? 'yes' : 'no', d.accepted, d.duplicates, d.rejected, d.lastSeq ?? '',
+      d.gaps.map((g) => (g.from === g.to ? `${g.from}` : `${g.from}–${g.to}`)).join(', '), d.lastSeenAt ?? '']),
     'No devices provisioned.')}
 <h2>Payments (batches)</h2>
 ${table(['batch', 'payer', 'records', 'priced total', 'paid', 'carried', 'state', 'bank payment', 'bank status', 'last error', 'sealed'],

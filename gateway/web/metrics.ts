@@ -79,6 +79,14 @@ export function createMetrics(sources: MetricSources): Registry {
     },
   });
   new Gauge({
+    name: 'meterbridge_sequence_numbers_missing',
+    help: 'Sequence numbers not (yet) received below each device\'s highest, summed over devices.',
+    registers: [registry],
+    collect() {
+      this.set(sources.intake.gaps.missingTotal());
+    },
+  });
+  new Gauge({
     name: 'meterbridge_intake_queue_length',
     help: 'Usage messages waiting for their durable write.',
     registers: [registry],

@@ -12,7 +12,7 @@ export interface Snapshot {
   keyId: string;
   publicKey: string;
   chain: Pick<ChainReport, 'ok' | 'problems'> & { headIndex: number; headHash: string; sealedThrough: number };
-  devices: Array<{ id: string; payer: string; meters: string[]; connected: boolean } & DeviceActivity>;
+  devices: Array<{ id: string; payer: string; meters: string[]; connected: boolean; revoked: boolean; gaps: Array<{ from: number; to: number }> } & DeviceActivity>;
   records: Array<{ index: number; deviceId: string; seq: number; meter: string; quantity: string; unit: string; payer: string; amount: string; currency: string; receivedAt: string }>;
   batches: Array<{ batchNo: number; payer: string; currency: string; records: number; total: string; amount: string; carriedOut: string; state: BatchStateName; paymentId?: string; bankStatus?: string; lastError?: string; sealedAt: string; merkleRoot: string }>;
   carried: Array<{ payer: string; currency: string; amount: string }>;
@@ -42,7 +42,7 @@ export async function takeSnapshot(s: SnapshotSources, limit = 50): Promise<Snap
     keyId: s.keyId,
     publicKey: s.publicKeyHex,
     chain: { ok: s.chainReport.ok, problems: s.chainReport.problems, headIndex: head.index, headHash: head.hash, sealedThrough: s.batches.sealedThrough },
-    devices: s.registry.list().map((d) => ({ id: d.id, payer: d.payer, meters: d.meters, connected: connected.has(d.id), ...s.intake.activity(d.id) })),
+    devices: s.registry.list().map((d) => ({ id: d.id, payer: d.payer, meters: d.meters, connected: connected.has(d.id), revoked: d.revoked ?? false, gaps: [...s.intake.gaps.gaps(d.id)].slice(-10), ...s.intake.activity(d.id) })),
     records: (await s.journal.latest(limit)).map(({ record: r }) => ({
       index: r.index, deviceId: r.deviceId, seq: r.seq, meter: r.meter, quantity: r.quantity, unit: r.unit, payer: r.payer,
       amount: formatNano(BigInt(r.amountNano)), currency: r.currency, receivedAt: r.receivedAt,

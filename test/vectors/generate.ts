@@ -15,7 +15,7 @@ import { ZERO_HASH_HEX } from '../../protocol/hash.ts';
 import { leafHash, MerkleTree, merkleRoot } from '../../protocol/merkle.ts';
 import { formatDecimal, MINOR_DIGITS, nanoPerMinor, parseDecimal, parsePriceNano, toMinorUnits } from '../../protocol/money.ts';
 import { signingKeyFromSecret, signPayload, type SigningKey } from '../../protocol/signing.ts';
-import { parseUsageMessage, type UsageMessage } from '../../protocol/usage-message.ts';
+import { parseUsageMessage, type UsageEventMessage, type UsageMessage } from '../../protocol/usage-message.ts';
 import { type BatchHeader, type Checkpoint, chainHash, messageHash, type SignedBatchHeader, type UsageRecord } from '../../protocol/usage-record.ts';
 import { hex, nodeSha256, nodeSign, referenceMth, unhex, utf8 } from './reference.ts';
 
@@ -213,7 +213,7 @@ function buildRecords(): { message: UsageMessage; record: UsageRecord; canonical
       deviceId: message.deviceId,
       seq: message.seq,
       meter: message.meter,
-      quantity: message.quantity,
+      quantity: (message as UsageEventMessage).quantity,
       unit: message.unit,
       deviceTime: message.time,
       receivedAt: input.receivedAt,
@@ -221,7 +221,7 @@ function buildRecords(): { message: UsageMessage; record: UsageRecord; canonical
       tariff: `${message.meter}@1`,
       unitPrice: input.unitPrice,
       currency: 'EUR',
-      amountNano: `${BigInt(message.quantity) * parsePriceNano(input.unitPrice, 'unitPrice')}`,
+      amountNano: `${BigInt((message as UsageEventMessage).quantity) * parsePriceNano(input.unitPrice, 'unitPrice')}`,
       messageHash: messageHash(message),
     };
     const hash = chainHash(prevHash, record);

@@ -11,7 +11,7 @@ import { ZERO_HASH_HEX } from '../../protocol/hash.ts';
 import { type InclusionProof, leafHash, MerkleTree, merkleRoot, verifyInclusion } from '../../protocol/merkle.ts';
 import { formatDecimal, nanoPerMinor, parseDecimal, parsePriceNano, toMinorUnits } from '../../protocol/money.ts';
 import { keyIdOf, type Signature, signingKeyFromSecret, signPayload, verifyPayload } from '../../protocol/signing.ts';
-import { parseUsageMessage, type UsageMessage } from '../../protocol/usage-message.ts';
+import { parseUsageMessage, type UsageEventMessage, type UsageMessage } from '../../protocol/usage-message.ts';
 import { chainHash, messageHash, type SignedBatchHeader, type SignedCheckpoint, type UsageRecord } from '../../protocol/usage-record.ts';
 import { hex, nodePublicKey, nodeSha256, nodeSign, nodeVerify, referenceMth, referencePath, unhex, utf8 } from './reference.ts';
 
@@ -193,7 +193,7 @@ describe('chain.json', () => {
     expect(parseUsageMessage(utf8(JSON.stringify(message)))).toEqual({ ok: true, message });
     expect(record.messageHash).toBe(messageHash(message));
     expect(record.messageHash).toBe(hex(nodeSha256(canonicalBytes(message))));
-    expect(record).toMatchObject({ deviceId: message.deviceId, seq: message.seq, meter: message.meter, quantity: message.quantity, unit: message.unit, deviceTime: message.time });
+    expect(record).toMatchObject({ deviceId: message.deviceId, seq: message.seq, meter: message.meter, quantity: (message as UsageEventMessage).quantity, unit: message.unit, deviceTime: message.time });
     expect(BigInt(record.amountNano)).toBe(BigInt(record.quantity) * nanoOf(record.unitPrice));
     expect(BigInt(record.amountNano)).toBe(BigInt(record.quantity) * parsePriceNano(record.unitPrice, 'unitPrice'));
   });
