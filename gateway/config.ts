@@ -52,8 +52,30 @@ export const configSchema = z.strictObject({
   devicesFile: z.string().min(1).default('./devices.json'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   mqtt: z.strictObject({
+    /** embedded: the gateway is the broker (aedes). external: it joins a broker such as Mosquitto. */
+    mode: z.enum(['embedded', 'external']).default('embedded'),
     host: z.string().default('0.0.0.0'),
     port: port.default(1883),
+    /** Largest MQTT packet a device may send (embedded mode); bigger ones drop the connection. */
+    packetBytesMax: z.number().int().min(256).max(1_048_576).default(8_192),
+    /** Topic levels allowed (embedded mode); usage topics have 5. */
+    topicLevelsMax: z.number().int().min(5).max(100).default(8),
+    /** Usage messages per device per second (token bucket, burst = one second's worth). */
+    deviceRatePerSMax: z.number().int().min(1).max(100_000).default(200),
+    /** Unacknowledged usage messages per device connection at once. */
+    deviceInflightMax: z.number().int().min(1).max(10_000).default(100),
+    /** Open connections from one IP address (a gateway LAN, a NAT: be generous). */
+    connectionsPerIpMax: z.number().int().min(1).max(100_000).default(256),
+    external: z.strictObject({
+      url: z.string().regex(/^mqtts?:\/\/[^/]+$/, 'must look like mqtt://host:1883 or mqtts://host:8883'),
+      clientId: z.string().min(1).max(23).optional(),
+      username: z.string().min(1),
+      /** Prefer MB_MQTT_PASSWORD or passwordFile so the secret stays out of the config. */
+      password: z.string().min(1).optional(),
+      passwordFile: z.string().min(1).optional(),
+      caFile: z.string().min(1).optional(),
+      keepaliveS: z.number().int().min(5).max(3_600).default(30),
+    }).optional(),
   }).prefault({}),
   http: z.strictObject({
     host: z.string().default('127.0.0.1'),
@@ -92,6 +114,8 @@ export const configSchema = z.strictObject({
     /** Refused messages kept for the operator (oldest dropped first). */
     rejectionsKept: z.number().int().min(0).max(100_000).default(1_000),
     devicesMax: z.number().int().min(1).max(100_000).default(10_000),
+    /** Below this much free space on the data disk, new usage is refused (not acknowledged). */
+    diskFreeBytesMin: z.number().int().min(0).max(1_099_511_627_776).default(104_857_600),
     /** Usage stamped further ahead of the gateway clock is refused (clock trouble or forgery). */
     clockSkewMaxMs: z.number().int().min(1_000).max(86_400_000).default(300_000),
     /** Usage older than this is refused as a replay (devices buffer offline, so be generous). */
@@ -116,6 +140,10 @@ const ENV_OVERRIDES: ReadonlyArray<[string, string[], 'string' | 'number']> = [
   ['MB_MQTT_PORT', ['mqtt', 'port'], 'number'],
   ['MB_HTTP_HOST', ['http', 'host'], 'string'],
   ['MB_HTTP_PORT', ['http', 'port'], 'number'],
+  ['MB_MQTT_MODE', ['mqtt', 'mode'], 'string'],
+  ['MB_MQTT_URL', ['mqtt', 'external', 'url'], 'string'],
+  ['MB_MQTT_USERNAME', ['mqtt', 'external', 'username'], 'string'],
+  ['MB_MQTT_PASSWORD', ['mqtt', 'external', 'password'], 'string'],
   ['MB_BANK_URL', ['settlement', 'bank', 'url'], 'string'],
   ['MB_BANK_TOKEN', ['settlement', 'bank', 'token'], 'string'],
   ['MB_SEAL_CRON', ['settlement', 'sealCron'], 'string'],
@@ -159,6 +187,11 @@ function checkCrossReferences(config: GatewayConfig): void {
       problems.push((error as Error).message);
     }
   }
+  if (config.mqtt.mode === 'external') {
+    const external = config.mqtt.external;
+    if (!external) problems.push('mqtt.external: required when mqtt.mode is "external" (url, username, password)');
+    else if (!external.password && !external.passwordFile) problems.push('mqtt.external.password: set MB_MQTT_PASSWORD or mqtt.external.passwordFile (no default credentials)');
+  }
   if (!config.settlement.bank.token && !config.settlement.bank.tokenFile) {
     problems.push('settlement.bank.token: set MB_BANK_TOKEN or settlement.bank.tokenFile (no default credentials)');
   }
@@ -191,6 +224,11 @@ export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv } =
     ...config,
     dataDir: path.resolve(base, config.dataDir),
     devicesFile: path.resolve(base, config.devicesFile),
+    ...(config.mqtt.external ? { mqtt: { ...config.mqtt, external: {
+      ...config.mqtt.external,
+      ...(config.mqtt.external.passwordFile ? { passwordFile: path.resolve(base, config.mqtt.external.passwordFile) } : {}),
+      ...(config.mqtt.external.caFile ? { caFile: path.resolve(base, config.mqtt.external.caFile) } : {}),
+    } } } : {}),
     settlement: {
       ...config.settlement,
       bank: { ...config.settlement.bank, ...(config.settlement.bank.tokenFile ? { tokenFile: path.resolve(base, config.settlement.bank.tokenFile) } : {}) },

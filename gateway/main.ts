@@ -8,9 +8,11 @@ import { toHex } from '../protocol/hash.ts';
 import type { GatewayConfig } from './config.ts';
 import { DeviceRegistry } from './ingest/device-registry.ts';
 import { Intake } from './ingest/intake.ts';
+import { startMqttBridge } from './ingest/mqtt-bridge.ts';
 import { startMqttBroker, type MqttBroker } from './ingest/mqtt-broker.ts';
 import { RejectionLog } from './ingest/rejection-log.ts';
 import { SequenceGaps } from './ingest/sequence-gaps.ts';
+import { StorageGuard } from './ingest/storage-guard.ts';
 import { loadOrCreateGatewayKey } from './ledger/gateway-key.ts';
 import { Journal } from './ledger/journal.ts';
 import { openLedgerDb, type LedgerDb } from './ledger/ledger-db.ts';
@@ -34,6 +36,8 @@ export interface GatewayRuntimeOptions {
 
 export interface Gateway {
   mqttPort: number;
+  /** Resolves when usage can flow (external mode: subscribed to the broker). */
+  mqttReady: Promise<void>;
   httpUrl: string;
   /** Present only when the operator password was just made: show it once. */
   operatorLogin: { username: string; password?: string };
@@ -47,6 +51,34 @@ export interface Gateway {
   /** Seals open records now (what the schedule does). */
   sealNow(): Promise<void>;
   stop(): Promise<void>;
+}
+
+/** Where usage comes in: the embedded broker or a bridge to an external one. */
+interface UsageSource {
+  /** Embedded mode: the port devices connect to; external mode: 0. */
+  port: number;
+  connectedDevices(): string[];
+  close(): Promise<void>;
+  /** External mode: resolves once subscribed to the broker. */
+  ready?: Promise<void>;
+}
+
+async function startUsageSource(config: Readonly<GatewayConfig>, parts: { registry: DeviceRegistry; intake: Intake; rejections: RejectionLog; logger: Logger }): Promise<UsageSource> {
+  if (config.mqtt.mode === 'embedded') {
+    const broker: MqttBroker = await startMqttBroker({ ...parts, host: config.mqtt.host, port: config.mqtt.port, connectionsMax: config.limits.devicesMax + 16, limits: config.mqtt });
+    return broker;
+  }
+  const external = config.mqtt.external!;
+  const bridge = startMqttBridge({
+    ...parts,
+    url: external.url,
+    clientId: external.clientId ?? config.gatewayId.slice(0, 23),
+    username: external.username,
+    password: external.password ?? (await readFile(external.passwordFile!, 'utf8')).trim(),
+    keepaliveS: external.keepaliveS,
+    ...(external.caFile ? { ca: await readFile(external.caFile, 'utf8') } : {}),
+  });
+  return { port: 0, connectedDevices: () => [], close: () => bridge.close(), ready: bridge.ready };
 }
 
 async function readBankToken(config: Readonly<GatewayConfig>): Promise<string> {
@@ -81,19 +113,19 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
     ...(options.beforeJournalWrite ? { beforeWrite: options.beforeJournalWrite } : {}),
   });
   const rejections = new RejectionLog(config.limits.rejectionsKept);
-  const intake = new Intake(journal, config, rejections, { limits: config.limits, clock, gaps });
+  const storage = new StorageGuard(config.dataDir, config.limits.diskFreeBytesMin);
+  const intake = new Intake(journal, config, rejections, { limits: config.limits, clock, gaps, storage });
   const batches = await BatchBook.open(db, journal, { gatewayId: config.gatewayId, key, clock, logger: logger.child({ module: 'batches' }) });
   const client = new VrpClient({ baseUrl: config.settlement.bank.url, accessToken: await readBankToken(config), timeoutMs: config.settlement.bank.timeoutMs });
   const settler = new Settler({ db, book: batches, client, config, pollIntervalMs: config.settlement.pollIntervalMs, logger: logger.child({ module: 'settlement' }), enabled: () => chainReport.ok });
 
-  let broker: MqttBroker | undefined;
+  let mqtt: UsageSource;
   try {
-    broker = await startMqttBroker({ host: config.mqtt.host, port: config.mqtt.port, registry, intake, rejections, logger: logger.child({ module: 'mqtt' }), connectionsMax: config.limits.devicesMax + 16 });
+    mqtt = await startUsageSource(config, { registry, intake, rejections, logger: logger.child({ module: 'mqtt' }) });
   } catch (error) {
     await db.close();
     throw error;
   }
-  const mqtt = broker;
   const publicKeyHex = toHex(key.publicKey);
   const snapshot = (): Promise<Snapshot> => takeSnapshot({ gatewayId: config.gatewayId, keyId: key.keyId, publicKeyHex, chainReport, registry, intake, journal, batches, rejections, connectedDevices: mqtt.connectedDevices });
   const metrics = createMetrics({ journal, intake, rejections, batches });
@@ -114,7 +146,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
   logger.info({ mqttPort: mqtt.port, http: web.url, sealCron: config.settlement.sealCron }, 'gateway started');
 
   return {
-    mqttPort: mqtt.port, httpUrl: web.url, operatorLogin, publicKeyHex, chainReport, journal, batches, settler, db, snapshot, sealNow,
+    mqttPort: mqtt.port, mqttReady: mqtt.ready ?? Promise.resolve(), httpUrl: web.url, operatorLogin, publicKeyHex, chainReport, journal, batches, settler, db, snapshot, sealNow,
     async stop() {
       await sealTask.stop();
       await batches.idle();

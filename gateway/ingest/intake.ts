@@ -11,6 +11,7 @@ import type { DeviceEntry } from './device-registry.ts';
 import type { RejectReason, RejectionLog } from './rejection-log.ts';
 import { checkDeviceSignature } from './device-signature.ts';
 import { SequenceGaps } from './sequence-gaps.ts';
+import type { StorageGuard } from './storage-guard.ts';
 
 export type IntakeResult =
   | { status: 'accepted' | 'duplicate'; index: number }
@@ -41,9 +42,11 @@ export class Intake {
   readonly gaps: SequenceGaps;
   readonly #limits: IntakeLimits;
   readonly #clock: () => Date;
+  readonly #storage: StorageGuard | undefined;
 
-  constructor(journal: Journal, config: Pick<GatewayConfig, 'meters' | 'tariffs'>, rejections: RejectionLog, options: { limits: IntakeLimits; clock?: () => Date; gaps?: SequenceGaps }) {
+  constructor(journal: Journal, config: Pick<GatewayConfig, 'meters' | 'tariffs'>, rejections: RejectionLog, options: { limits: IntakeLimits; clock?: () => Date; gaps?: SequenceGaps; storage?: StorageGuard }) {
     this.gaps = options.gaps ?? new SequenceGaps();
+    this.#storage = options.storage;
     this.#journal = journal;
     this.#config = config;
     this.#rejections = rejections;
@@ -87,6 +90,8 @@ export class Intake {
     if (signatureProblem) return this.#reject(device.id, topic, signatureProblem.reason, 'sig', signatureProblem.detail);
     const priced = priceUsage(message, device, this.#config);
     if (!priced.ok) return this.#reject(device.id, topic, priced.reason, priced.field, priced.detail);
+    // Throws StorageLowError: the caller must not acknowledge, the device keeps the message.
+    await this.#storage?.check();
     const result = await this.#journal.append(priced.draft);
     const activity = this.#touch(device.id);
     switch (result.status) {

@@ -11,14 +11,24 @@
  * so the device does not resend it forever.
  */
 import { once } from 'node:events';
-import { createServer, type AddressInfo, type Server } from 'node:net';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
 import type { Logger } from 'pino';
 import { rejectionTopic, usageTopic } from '../../protocol/usage-message.ts';
 import { JournalFullError } from '../ledger/journal.ts';
+import { PacketSizeGuard } from './packet-size-guard.ts';
+import { StorageLowError } from './storage-guard.ts';
 import type { DeviceEntry, DeviceRegistry } from './device-registry.ts';
 import type { Intake } from './intake.ts';
 import type { RejectReason, RejectionLog } from './rejection-log.ts';
+
+export interface BrokerLimits {
+  packetBytesMax: number;
+  topicLevelsMax: number;
+  deviceRatePerSMax: number;
+  deviceInflightMax: number;
+  connectionsPerIpMax: number;
+}
 
 export interface MqttBrokerOptions {
   host: string;
@@ -28,12 +38,28 @@ export interface MqttBrokerOptions {
   rejections: RejectionLog;
   logger: Logger;
   connectionsMax: number;
+  limits: BrokerLimits;
 }
+
+/** Per connection: a token bucket for the message rate and a count of messages in flight. */
+interface DeviceSession {
+  device: DeviceEntry;
+  tokens: number;
+  refilledAtMs: number;
+  inflight: number;
+}
+
+/** A rate-limited message waits at most this long for a token before it is refused unacknowledged. */
+const RATE_WAIT_MS_MAX = 2_000;
 
 export interface MqttBroker {
   port: number;
   connectedDevices(): string[];
   close(): Promise<void>;
+}
+
+class RateLimitedError extends Error {
+  readonly code = 'MB_RATE_LIMITED';
 }
 
 // MQTT 3.1.1 §3.2.2.3 CONNACK return codes.
@@ -46,7 +72,8 @@ function authError(message: string, returnCode: number): AuthenticateError {
 
 export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttBroker> {
   const { registry, intake, rejections, logger } = options;
-  const devices = new WeakMap<Client, DeviceEntry>();
+  const { limits } = options;
+  const sessions = new WeakMap<Client, DeviceSession>();
 
   const refuse = (client: Client, topic: string, reason: RejectReason, detail: string): void => {
     rejections.add({ at: new Date().toISOString(), deviceId: client.id, topic, reason, detail });
@@ -55,6 +82,7 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
 
   const broker = await Aedes.createBroker({
     heartbeatInterval: 60_000,
+    maxTopicLevels: limits.topicLevelsMax,
     authenticate(client, username, password, done) {
       const deviceId = username ?? '';
       if (!password || deviceId !== client.id) {
@@ -66,7 +94,7 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
           refuse(client, '', 'auth_failed', `wrong password or unknown device ${deviceId}`);
           return done(authError('bad credentials', BAD_USERNAME_OR_PASSWORD), false);
         }
-        devices.set(client, device);
+        sessions.set(client, { device, tokens: limits.deviceRatePerSMax, refilledAtMs: Date.now(), inflight: 0 });
         done(null, true);
       }, (error: unknown) => done(authError(`authentication failed: ${(error as Error).message}`, NOT_AUTHORIZED), false));
     },
@@ -79,14 +107,23 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
     },
     authorizePublish(client, packet, done) {
       if (!client) return done(new Error('no anonymous publishing'));
-      const device = devices.get(client);
-      if (!device || packet.topic !== usageTopic(device.id)) {
+      const session = sessions.get(client);
+      if (!session || packet.topic !== usageTopic(session.device.id)) {
         refuse(client, packet.topic, 'topic_not_allowed', `device ${client.id} may publish only to ${usageTopic(client.id)}`);
         return done(new Error('topic not allowed')); // aedes closes the connection (MQTT-3.3.5-2)
       }
-      receiveUsage(client, device, packet).then(() => done(null), (error: unknown) => {
-        if (error instanceof JournalFullError) refuse(client, packet.topic, 'intake_overloaded', error.message);
-        else logger.error({ err: error, deviceId: device.id }, 'usage not stored; not acknowledging');
+      if (session.inflight >= limits.deviceInflightMax) {
+        refuse(client, packet.topic, 'rate_limited', `more than ${limits.deviceInflightMax} messages in flight; not acknowledged, send again later`);
+        return done(new Error('in-flight limit'));
+      }
+      session.inflight += 1;
+      receiveUsage(client, session, packet).then(() => {
+        session.inflight -= 1;
+        done(null);
+      }, (error: unknown) => {
+        session.inflight -= 1;
+        if (error instanceof JournalFullError || error instanceof StorageLowError) refuse(client, packet.topic, error instanceof JournalFullError ? 'intake_overloaded' : 'storage_low', error.message);
+        else if (!(error instanceof RateLimitedError)) logger.error({ err: error, deviceId: session.device.id }, 'usage not stored; not acknowledging');
         done(error as Error); // no PUBACK: the device keeps the message and sends it again
       });
     },
@@ -96,7 +133,25 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
     broker.publish({ cmd: 'publish', topic: rejectionTopic(client.id), payload: Buffer.from(JSON.stringify(body)), qos: 1, retain: false, dup: false }, () => {});
   };
 
-  async function receiveUsage(client: Client, device: DeviceEntry, packet: PublishPacket): Promise<void> {
+  /** Backpressure first: a fast device sees slower acks; only a flood is refused. */
+  async function takeToken(client: Client, session: DeviceSession, topic: string): Promise<void> {
+    const nowMs = Date.now();
+    session.tokens = Math.min(limits.deviceRatePerSMax, session.tokens + ((nowMs - session.refilledAtMs) / 1000) * limits.deviceRatePerSMax);
+    session.refilledAtMs = nowMs;
+    session.tokens -= 1;
+    if (session.tokens >= 0) return;
+    const waitMs = (-session.tokens / limits.deviceRatePerSMax) * 1000;
+    if (waitMs > RATE_WAIT_MS_MAX) {
+      session.tokens += 1;
+      refuse(client, topic, 'rate_limited', `more than ${limits.deviceRatePerSMax} messages/s; not acknowledged, send again later`);
+      throw new RateLimitedError(`device ${session.device.id} is over its rate`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, waitMs));
+  }
+
+  async function receiveUsage(client: Client, session: DeviceSession, packet: PublishPacket): Promise<void> {
+    const { device } = session;
+    await takeToken(client, session, packet.topic);
     if (packet.qos === 0) {
       refuse(client, packet.topic, 'qos_not_supported', 'usage must be published with QoS 1 or 2: QoS 0 cannot be acknowledged');
       notify(client, { reason: 'qos_not_supported', detail: 'publish usage with QoS 1' });
@@ -114,10 +169,32 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
     }
   }
 
-  broker.on('clientError', (client, error) => logger.debug({ deviceId: client.id, err: error.message }, 'client error'));
+  broker.on('clientError', (client, error) => {
+    if (error.message === 'topic has too many levels') refuse(client, '', 'topic_too_deep', `topics may have at most ${limits.topicLevelsMax} levels`);
+    logger.debug({ deviceId: client.id, err: error.message }, 'client error');
+  });
   broker.on('connectionError', (client, error) => logger.debug({ deviceId: client.id, err: error.message }, 'connection error'));
 
-  const server: Server = createServer(broker.handle as (socket: import('node:net').Socket) => void);
+  const perIp = new Map<string, number>();
+  const server: Server = createServer((socket: Socket) => {
+    const ip = socket.remoteAddress ?? 'unknown';
+    const open = (perIp.get(ip) ?? 0) + 1;
+    if (open > limits.connectionsPerIpMax) {
+      rejections.add({ at: new Date().toISOString(), deviceId: '', topic: '', reason: 'too_many_connections', detail: `more than ${limits.connectionsPerIpMax} connections from ${ip}` });
+      socket.destroy();
+      return;
+    }
+    perIp.set(ip, open);
+    socket.once('close', () => {
+      const left = (perIp.get(ip) ?? 1) - 1;
+      if (left <= 0) perIp.delete(ip);
+      else perIp.set(ip, left);
+    });
+    const guarded = new PacketSizeGuard(socket, limits.packetBytesMax, (error) => {
+      rejections.add({ at: new Date().toISOString(), deviceId: '', topic: '', reason: 'payload_too_large', detail: `${error.message} from ${ip}; connection dropped` });
+    });
+    broker.handle(guarded as unknown as Socket);
+  });
   server.maxConnections = options.connectionsMax;
   server.listen(options.port, options.host);
   await once(server, 'listening');

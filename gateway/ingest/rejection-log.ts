@@ -27,6 +27,8 @@ export const REJECT_REASONS = [
   'unknown_device',
   'rate_limited',
   'storage_low',
+  'topic_too_deep',
+  'too_many_connections',
   /** Not refused for good: the journal queue is full, so no ack; the device resends later. */
   'intake_overloaded',
 ] as const;

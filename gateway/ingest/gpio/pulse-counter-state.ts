@@ -8,10 +8,14 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
+import { ID_PATTERN } from '../../../protocol/usage-message.ts';
 import { GpioError } from './gpio-error.ts';
 
 export interface PulseCounterState {
-  /** Names one unbroken run of the count; a new epoch means the count restarted at 0. */
+  /**
+   * Names one unbroken run of the count; a new epoch means the count restarted at 0.
+   * A random UUID: it fits the `epoch` of a counter reading message (ID_PATTERN).
+   */
   readonly epoch: string;
   readonly count: bigint;
 }
@@ -23,7 +27,6 @@ interface StateFileV1 {
   count: string;
 }
 
-const EPOCH_PATTERN = /^[A-Za-z0-9-]{1,64}$/;
 const COUNT_PATTERN = /^(0|[1-9][0-9]{0,39})$/;
 
 /**
@@ -60,7 +63,7 @@ function parseState(file: string, text: string): PulseCounterState {
   }
   const state = raw as Partial<StateFileV1> | null;
   if (typeof state !== 'object' || state === null || state.v !== 1) return refuse('not a version 1 state file');
-  if (typeof state.epoch !== 'string' || !EPOCH_PATTERN.test(state.epoch)) return refuse('epoch is missing or malformed');
+  if (typeof state.epoch !== 'string' || !ID_PATTERN.test(state.epoch)) return refuse('epoch is missing or malformed');
   if (typeof state.count !== 'string' || !COUNT_PATTERN.test(state.count)) return refuse('count is not a non-negative integer string');
   return { epoch: state.epoch, count: BigInt(state.count) };
 }
