@@ -16,7 +16,7 @@ const HELP = `Usage: meterbridge demo [--dir DIR] [--http-port N] [--mqtt-port N
 
 Starts, in one process and without any other server: the sandbox bank (Open Banking
 VRP 4.0 shape), the gateway with its embedded MQTT broker and LevelDB ledger, and a
-simulated fleet (2 CNC machines, 2 trucks, 1 container yard). Batches are sealed every
+simulated fleet (2 CNC machines, 2 trucks, 1 container yard, 1 compressor reporting an energy counter). Batches are sealed every
 minute and paid through the sandbox bank. Prints the dashboard URL and operator login.
 
 Options:

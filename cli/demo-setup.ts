@@ -28,6 +28,7 @@ const FLEET: ReadonlyArray<{ id: string; kind: MachineKind; payer: string; meter
   { id: 'truck-1', kind: 'truck', payer: 'northline-logistics', meter: 'distance' },
   { id: 'truck-2', kind: 'truck', payer: 'northline-logistics', meter: 'distance' },
   { id: 'yard-1', kind: 'yard', payer: 'harbour-yard', meter: 'slot-time' },
+  { id: 'compressor-1', kind: 'compressor', payer: 'acme-plant', meter: 'energy' },
 ];
 
 export function demoGatewayConfig(ports: DemoPorts, sealCron: string): Record<string, unknown> {
@@ -42,11 +43,13 @@ export function demoGatewayConfig(ports: DemoPorts, sealCron: string): Record<st
       cycles: { unit: 'cycle', description: 'finished CNC machining cycles' },
       distance: { unit: 'm', description: 'metres driven' },
       'slot-time': { unit: 'slot-s', description: 'container slot occupancy, slot-seconds' },
+      energy: { unit: 'wh', description: 'compressor energy register (counter readings), watt-hours', counterWrapAt: '4294967296' },
     },
     tariffs: {
       cycles: { unitPrice: '0.0003', currency: 'EUR', version: 1 },
       distance: { unitPrice: '0.00015', currency: 'GBP', version: 1 },
       'slot-time': { unitPrice: '0.0002', currency: 'EUR', version: 1 },
+      energy: { unitPrice: '0.00025', currency: 'EUR', version: 1 },
     },
     payers: {
       'acme-plant': { name: 'ACME Precision Plant', currency: 'EUR', maxIndividualAmount: '500.00', account: { schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '11223321325698', name: 'ACME Precision' } },

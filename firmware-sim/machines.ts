@@ -2,11 +2,13 @@
  * Simulated machines: what each kind reports per tick. Pure given a random source, so
  * runs can be replayed from a seed.
  */
-export type MachineKind = 'cnc' | 'truck' | 'yard';
+export type MachineKind = 'cnc' | 'truck' | 'yard' | 'compressor';
 
 export interface MachineProfile {
   meter: string;
   unit: string;
+  /** event: each message carries the quantity used; counter: each carries the register's running total. */
+  kind: 'event' | 'counter';
   /** Milliseconds between reports at speed 1. */
   intervalMs: number;
   /** Quantity for one report, a positive integer in base units. */
@@ -17,11 +19,13 @@ const between = (random: () => number, low: number, high: number): number => low
 
 export const MACHINES: Readonly<Record<MachineKind, MachineProfile>> = Object.freeze({
   /** A CNC machine billed per cycle: one message per finished cycle. */
-  cnc: { meter: 'cycles', unit: 'cycle', intervalMs: 1_000, quantity: () => 1n },
+  cnc: { meter: 'cycles', unit: 'cycle', kind: 'event', intervalMs: 1_000, quantity: () => 1n },
   /** A truck billed per distance: metres driven since the last report. */
-  truck: { meter: 'distance', unit: 'm', intervalMs: 2_000, quantity: (random) => BigInt(between(random, 20, 60)) },
+  truck: { meter: 'distance', unit: 'm', kind: 'event', intervalMs: 2_000, quantity: (random) => BigInt(between(random, 20, 60)) },
   /** A container yard billed per slot-time: occupied slots × seconds since the last report. */
-  yard: { meter: 'slot-time', unit: 'slot-s', intervalMs: 5_000, quantity: (random) => BigInt(between(random, 30, 60) * 5) },
+  yard: { meter: 'slot-time', unit: 'slot-s', kind: 'event', intervalMs: 5_000, quantity: (random) => BigInt(between(random, 30, 60) * 5) },
+  /** An air compressor with an energy register: reports its watt-hour counter, not deltas. */
+  compressor: { meter: 'energy', unit: 'wh', kind: 'counter', intervalMs: 3_000, quantity: (random) => BigInt(between(random, 5, 15)) },
 });
 
 /** Mulberry32: small, fast, seedable; not for secrets. */

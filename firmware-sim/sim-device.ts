@@ -63,6 +63,9 @@ export class SimDevice {
   readonly #options: SimDeviceOptions;
   #timer: NodeJS.Timeout | undefined;
   sent = 0;
+  /** Counter machines: the register value and the run it belongs to (a restart is a new epoch from 0). */
+  #register = 0n;
+  readonly #epoch = `run-${Date.now().toString(36)}-${Math.floor(Math.random() * 1e6).toString(36)}`;
   /** Sequence numbers the gateway acknowledged. */
   readonly acked = new Set<number>();
 
@@ -99,10 +102,14 @@ export class SimDevice {
   report(): Promise<number> {
     const profile = MACHINES[this.config.kind];
     const seq = this.#seq.take();
-    const message: UsageMessage = {
-      v: 1, deviceId: this.config.id, seq, meter: profile.meter,
-      quantity: profile.quantity(this.#options.random).toString(), unit: profile.unit, time: new Date().toISOString(),
-    };
+    const common = { v: 1 as const, deviceId: this.config.id, seq, meter: profile.meter, unit: profile.unit, time: new Date().toISOString() };
+    let message: UsageMessage;
+    if (profile.kind === 'counter') {
+      this.#register += profile.quantity(this.#options.random);
+      message = { ...common, kind: 'counter', reading: this.#register.toString(), epoch: this.#epoch };
+    } else {
+      message = { ...common, quantity: profile.quantity(this.#options.random).toString() };
+    }
     this.sent += 1;
     return new Promise((resolve, reject) => {
       this.#client.publish(usageTopic(this.config.id), JSON.stringify(message), { qos: 1 }, (error) => {

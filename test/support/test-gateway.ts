@@ -13,16 +13,23 @@ import { hashPassword } from '../../gateway/auth/password-hash.ts';
 import { parseConfig, type GatewayConfig } from '../../gateway/config.ts';
 import { startGateway, type Gateway, type GatewayRuntimeOptions } from '../../gateway/main.ts';
 import type { MachineKind } from '../../firmware-sim/machines.ts';
+import { startMosquitto, type MosquittoServer } from './mosquitto.ts';
 
 export const TEST_DEVICES: ReadonlyArray<{ id: string; kind: MachineKind; payer: string; meter: string; password: string }> = [
   { id: 'cnc-1', kind: 'cnc', payer: 'acme-plant', meter: 'cycles', password: 'cnc-1-secret' },
   { id: 'cnc-2', kind: 'cnc', payer: 'acme-plant', meter: 'cycles', password: 'cnc-2-secret' },
   { id: 'truck-1', kind: 'truck', payer: 'northline-logistics', meter: 'distance', password: 'truck-1-secret' },
   { id: 'yard-1', kind: 'yard', payer: 'harbour-yard', meter: 'slot-time', password: 'yard-1-secret' },
+  { id: 'compressor-1', kind: 'compressor', payer: 'acme-plant', meter: 'energy', password: 'compressor-1-secret' },
 ];
+
+export type BrokerMode = 'embedded' | 'mosquitto';
+const GATEWAY_BROKER_USER = { username: 'meterbridge-gateway', password: 'gateway-broker-secret' };
 
 export interface TestRig {
   dir: string;
+  mode: BrokerMode;
+  mosquitto?: MosquittoServer;
   config: Readonly<GatewayConfig>;
   bank: BankSandbox;
   gateway: Gateway;
@@ -33,37 +40,56 @@ export interface TestRig {
   close(): Promise<void>;
 }
 
-export async function startTestRig(options: Partial<GatewayRuntimeOptions> & { settleAfterMs?: number; autoAuthoriseConsents?: boolean; bankTimeoutMs?: number } = {}): Promise<TestRig> {
+export interface TestRigOptions extends Partial<GatewayRuntimeOptions> {
+  settleAfterMs?: number;
+  autoAuthoriseConsents?: boolean;
+  bankTimeoutMs?: number;
+  mode?: BrokerMode;
+  /** Raw config overrides, merged over the test config (e.g. limits). */
+  configPatch?: (raw: Record<string, unknown>) => void;
+}
+
+export async function startTestRig(options: TestRigOptions = {}): Promise<TestRig> {
   const dir = await mkdtemp(path.join(tmpdir(), 'meterbridge-test-'));
+  const mode = options.mode ?? 'embedded';
+  const mosquitto = mode === 'mosquitto'
+    ? await startMosquitto(path.join(dir, 'mosquitto'), [...TEST_DEVICES.map((d) => ({ username: d.id, password: d.password })), GATEWAY_BROKER_USER], GATEWAY_BROKER_USER.username)
+    : undefined;
   const bankToken = 'test-bank-token';
   const bank = await startBankSandbox({ port: 0, accessTokens: [bankToken], autoAuthoriseConsents: options.autoAuthoriseConsents ?? true, settleAfterMs: options.settleAfterMs ?? 50 });
   const devices = await Promise.all(TEST_DEVICES.map(async (d) => ({ id: d.id, payer: d.payer, meters: [d.meter], passwordHash: await hashPassword(d.password) })));
   await writeFile(path.join(dir, 'devices.json'), JSON.stringify({ devices }));
   const raw = demoGatewayConfig({ mqtt: 0, http: 0, bank: bank.port }, '0 0 1 1 *');
   const settlement = raw.settlement as Record<string, unknown>;
-  const config = parseConfig({
+  const patched: Record<string, unknown> = {
     ...raw,
     logLevel: 'silent',
     dataDir: path.join(dir, 'data'),
     devicesFile: path.join(dir, 'devices.json'),
     settlement: { ...settlement, pollIntervalMs: 200, bank: { url: bank.url, token: bankToken, timeoutMs: options.bankTimeoutMs ?? 2_000 } },
-  });
+    ...(mosquitto ? { mqtt: { mode: 'external', external: { url: mosquitto.url, ...GATEWAY_BROKER_USER, keepaliveS: 10 } } } : {}),
+  };
+  options.configPatch?.(patched);
+  const config = parseConfig(patched);
   const logger = options.logger ?? pino({ level: 'silent' });
-  const { settleAfterMs: _s, autoAuthoriseConsents: _a, bankTimeoutMs: _t, logger: _l, ...runtime } = options;
+  const { settleAfterMs: _s, autoAuthoriseConsents: _a, bankTimeoutMs: _t, logger: _l, mode: _m, configPatch: _c, ...runtime } = options;
   let gateway = await startGateway(config, { logger, ...runtime });
-  let mqttPort = gateway.mqttPort;
+  await gateway.mqttReady;
+  let mqttPort = mosquitto ? mosquitto.port : gateway.mqttPort;
   const clients: MqttClient[] = [];
   const rig: TestRig = {
-    dir, config, bank, gateway,
+    dir, config, bank, gateway, mode,
+    ...(mosquitto ? { mosquitto } : {}),
     get mqttUrl() {
       return `mqtt://127.0.0.1:${mqttPort}`;
     },
     async restartGateway(restartOptions = {}) {
       await gateway.stop();
       // Same port, so connected devices reconnect to the new process as they would in the field.
-      const again = parseConfig({ ...config, mqtt: { ...config.mqtt, port: mqttPort } });
+      const again = mosquitto ? config : parseConfig({ ...config, mqtt: { ...config.mqtt, port: mqttPort } });
       gateway = await startGateway(again, { logger, ...restartOptions });
-      mqttPort = gateway.mqttPort;
+      await gateway.mqttReady;
+      if (!mosquitto) mqttPort = gateway.mqttPort;
       rig.gateway = gateway;
       return gateway;
     },
@@ -84,6 +110,7 @@ export async function startTestRig(options: Partial<GatewayRuntimeOptions> & { s
     async close() {
       await Promise.all(clients.map((c) => c.endAsync(true).catch(() => {})));
       await gateway.stop().catch(() => {});
+      await mosquitto?.stop();
       await bank.close();
       await rm(dir, { recursive: true, force: true });
     },
@@ -94,7 +121,7 @@ export async function startTestRig(options: Partial<GatewayRuntimeOptions> & { s
 export function usagePayload(deviceId: string, seq: number, overrides: Record<string, unknown> = {}): string {
   const device = TEST_DEVICES.find((d) => d.id === deviceId);
   const meter = device?.meter ?? 'cycles';
-  const unit = meter === 'cycles' ? 'cycle' : meter === 'distance' ? 'm' : 'slot-s';
+  const unit = ({ cycles: 'cycle', distance: 'm', 'slot-time': 'slot-s', energy: 'wh' } as Record<string, string>)[meter] ?? 'cycle';
   return JSON.stringify({ v: 1, deviceId, seq, meter, quantity: '1', unit, time: '2026-11-27T12:00:00.000Z', ...overrides });
 }
 

@@ -202,6 +202,15 @@ describe('PulseCounter options', () => {
     await expect(openCounter({ [name]: value })).rejects.toThrow(message);
   });
 
+  it('refuses an input another counter already watches, leaving no report timer behind', async () => {
+    const input = new SimulatedPulseInput();
+    input.watch(() => {});
+    const timers: unknown[] = [];
+    const opening = PulseCounter.open(input, { stateFile, onReading: () => {}, onError: () => {}, setInterval: (callback) => timers.push(callback) });
+    await expect(opening).rejects.toThrow(/twice/);
+    expect(timers).toEqual([]);
+  });
+
   it('refuses a missing state file or callback', async () => {
     await expect(openCounter({ stateFile: '' })).rejects.toThrow(/option stateFile must be a non-empty path/);
     await expect(openCounter({ onReading: undefined as never })).rejects.toThrow(/option onReading must be a function/);

@@ -103,7 +103,8 @@ export class PulseCounter {
   #droppedTotal = 0;
   #droppedSinceReport = 0;
   #reporting: Promise<unknown> = Promise.resolve();
-  #timer: TimerHandle;
+  #timer: TimerHandle = undefined;
+  #tickQueued = false;
   #closing: Promise<void> | undefined;
   #closed = false;
 
@@ -116,6 +117,9 @@ export class PulseCounter {
     const { state } = await loadPulseCounterState(options.stateFile);
     const counter = new PulseCounter(input, options, limits, state.epoch, state.count);
     input.watch((atMs) => counter.#onEdge(atMs));
+    // Only once watching worked: a failed open must not leave a timer behind.
+    const every = options.setInterval ?? ((callback, ms) => setInterval(callback, ms));
+    counter.#timer = every(() => counter.#tick(), limits.reportEveryMs);
     return counter;
   }
 
@@ -127,8 +131,6 @@ export class PulseCounter {
     this.#clock = options.clock ?? Date.now;
     this.#epoch = epoch;
     this.#count = this.#persistedCount = this.#reportedCount = count;
-    const every = options.setInterval ?? ((callback, ms) => setInterval(callback, ms));
-    this.#timer = every(() => this.#tick(), limits.reportEveryMs);
   }
 
   get epoch(): string {
@@ -169,8 +171,12 @@ export class PulseCounter {
   }
 
   #tick(): void {
-    if (this.#count === this.#reportedCount && this.#droppedSinceReport === 0) return;
-    this.#enqueue(false).catch((error: unknown) => this.#options.onError(error));
+    // One periodic report in the queue at most: a hung disk must not pile up a report per period.
+    if (this.#tickQueued || (this.#count === this.#reportedCount && this.#droppedSinceReport === 0)) return;
+    this.#tickQueued = true;
+    this.#enqueue(false)
+      .catch((error: unknown) => this.#options.onError(error))
+      .finally(() => (this.#tickQueued = false));
   }
 
   /** Writes the count to disk and emits a reading now, even if nothing changed. */

@@ -36,10 +36,15 @@ function refuse(reason: SparkplugTopicRefusal, detail: string): SparkplugTopicRe
   return { ok: false, reason, detail };
 }
 
+/** A valid group, edge node, device or host id: non-empty, no `/`, `+`, `#`, NUL or lone surrogate. */
+export function isSparkplugId(id: string): boolean {
+  return id !== '' && !id.includes('/') && !FORBIDDEN_IN_ID.test(id);
+}
+
 function badId(levels: readonly string[], index: number, what: string): string | undefined {
   const id = levels[index];
   if (id === undefined || id === '') return `${what} is empty`;
-  if (FORBIDDEN_IN_ID.test(id)) return `${what} ${JSON.stringify(id)} contains +, #, NUL or a lone surrogate`;
+  if (!isSparkplugId(id)) return `${what} ${JSON.stringify(id)} contains +, #, NUL or a lone surrogate`;
   return undefined;
 }
 
@@ -97,7 +102,7 @@ export function edgeNodeKey(group: string, node: string): string {
 export function sparkplugSubscriptions(groups: readonly string[]): string[] {
   const filters: string[] = [];
   for (const group of new Set(groups)) {
-    if (group === '' || /[+#/\u0000]/.test(group)) throw new RangeError(`groups: ${JSON.stringify(group)} is not a valid Sparkplug group id`);
+    if (!isSparkplugId(group)) throw new RangeError(`groups: ${JSON.stringify(group)} is not a valid Sparkplug group id`);
     for (const type of ['NBIRTH', 'NDEATH', 'NDATA']) filters.push(`${SPARKPLUG_NAMESPACE}/${group}/${type}/+`);
     for (const type of ['DBIRTH', 'DDEATH', 'DDATA']) filters.push(`${SPARKPLUG_NAMESPACE}/${group}/${type}/+/+`);
   }
