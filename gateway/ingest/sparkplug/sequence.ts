@@ -95,7 +95,7 @@ export class SparkplugSequenceTracker {
     this.#eventsKept = checkCount(options.eventsKept ?? 1_000, 'eventsKept', 1_000_000);
   }
 
-  /** Notes one message from an edge node; returns what the operator should know about it. */
+  /** Notes one message from an edge node; returns what the operator should know about it. `receivedAtMs` is the gateway clock (a bad one is a bug and throws). */
   observe(topic: SparkplugTopic, payload: SparkplugPayload, receivedAtMs: number): SparkplugSequenceEvent[] {
     if (topic.type === 'STATE' || topic.type === 'NCMD' || topic.type === 'DCMD') return []; // sent by hosts, not edge nodes
     const at = new Date(receivedAtMs).toISOString();
