@@ -80,25 +80,30 @@ describe('crash safety', () => {
       })());
     }
 
+    const log = (line: string): void => void (process.env.MB_CRASH_VERBOSE && process.stdout.write(`${new Date().toISOString().slice(11, 23)} ${line}\n`));
     for (let cycle = 1; cycle <= CYCLES; cycle += 1) {
-      await sleep(150 + Math.floor(random() * 600));
+      log(`cycle ${cycle}, acked ${acked.size}`);
+      await sleep(200 + Math.floor(random() * 1_000));
       child.kill('SIGKILL');
       await new Promise((resolve) => child.once('exit', resolve));
       child = await startGatewayProcess(configFile, port);
     }
     await sleep(1_000);
     publishing = false;
+    log('stop publishing');
     await Promise.all(pending);
+    log('publishers done');
     // Let the clients' resends of anything still unacknowledged go through.
     await sleep(1_500);
-    await Promise.all(clients.map((c) => c.endAsync(false).catch(() => {})));
+    await Promise.all(clients.map((c) => Promise.race([c.endAsync(false).catch(() => {}), sleep(3_000).then(() => c.endAsync(true))])));
+    log('clients ended');
     const exited = new Promise((resolve) => child.once('exit', resolve));
     child.kill('SIGTERM');
     await exited;
 
-    const db = await openLedgerDb(path.join(dir, 'data', 'ledger'));
+    const db = await openLedgerDb(path.join(dir, 'gateway-data', 'ledger'));
     try {
-      const { key } = await loadOrCreateGatewayKey(path.join(dir, 'data'));
+      const { key } = await loadOrCreateGatewayKey(path.join(dir, 'gateway-data'));
       const seen = new Map<string, number>();
       const report = await verifyChain(db, key, (record) => {
         const id = `${record.deviceId}#${record.seq}`;
