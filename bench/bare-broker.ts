@@ -4,7 +4,8 @@ import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { Aedes } from 'aedes';
 
 const broker = await Aedes.createBroker();
-const server = createServer(broker.handle as (socket: Socket) => void);
+// noDelay as in the gateway, so the comparison is fair.
+const server = createServer({ noDelay: true }, broker.handle as (socket: Socket) => void);
 server.listen(0, '127.0.0.1');
 await once(server, 'listening');
 process.stdout.write(`MQTT mqtt://127.0.0.1:${(server.address() as AddressInfo).port}\n`);

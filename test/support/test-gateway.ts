@@ -14,6 +14,10 @@ import { parseConfig, type GatewayConfig } from '../../gateway/config.ts';
 import { startGateway, type Gateway, type GatewayRuntimeOptions } from '../../gateway/main.ts';
 import type { MachineKind } from '../../firmware-sim/machines.ts';
 import { startMosquitto, type MosquittoServer } from './mosquitto.ts';
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { canonicalBytes } from '../../protocol/canonical-json.ts';
+import { toHex } from '../../protocol/hash.ts';
+import { signingKeyFromSecret } from '../../protocol/signing.ts';
 
 export const TEST_DEVICES: ReadonlyArray<{ id: string; kind: MachineKind; payer: string; meter: string; password: string }> = [
   { id: 'cnc-1', kind: 'cnc', payer: 'acme-plant', meter: 'cycles', password: 'cnc-1-secret' },
@@ -24,6 +28,14 @@ export const TEST_DEVICES: ReadonlyArray<{ id: string; kind: MachineKind; payer:
 ];
 
 export type BrokerMode = 'embedded' | 'mosquitto';
+
+export const SIGNING_DEVICE = { id: 'signer-1', password: 'signer-1-secret', key: signingKeyFromSecret(new Uint8Array(32).fill(7)) };
+
+/** A usage message signed by the signing device's key (or `key`, to forge one). */
+export function signedPayload(seq: number, key = SIGNING_DEVICE.key, overrides: Record<string, unknown> = {}): string {
+  const message = { v: 1, deviceId: SIGNING_DEVICE.id, seq, meter: 'cycles', quantity: '1', unit: 'cycle', time: new Date().toISOString(), ...overrides };
+  return JSON.stringify({ ...message, sig: toHex(ed25519.sign(canonicalBytes(message), key.secretKey)) });
+}
 const GATEWAY_BROKER_USER = { username: 'meterbridge-gateway', password: 'gateway-broker-secret' };
 
 export interface TestRig {
@@ -53,11 +65,13 @@ export async function startTestRig(options: TestRigOptions = {}): Promise<TestRi
   const dir = await mkdtemp(path.join(tmpdir(), 'meterbridge-test-'));
   const mode = options.mode ?? 'embedded';
   const mosquitto = mode === 'mosquitto'
-    ? await startMosquitto(path.join(dir, 'mosquitto'), [...TEST_DEVICES.map((d) => ({ username: d.id, password: d.password })), GATEWAY_BROKER_USER], GATEWAY_BROKER_USER.username)
+    ? await startMosquitto(path.join(dir, 'mosquitto'), [...[...TEST_DEVICES, SIGNING_DEVICE].map((d) => ({ username: d.id, password: d.password })), GATEWAY_BROKER_USER], GATEWAY_BROKER_USER.username)
     : undefined;
   const bankToken = 'test-bank-token';
   const bank = await startBankSandbox({ port: 0, accessTokens: [bankToken], autoAuthoriseConsents: options.autoAuthoriseConsents ?? true, settleAfterMs: options.settleAfterMs ?? 50 });
-  const devices = await Promise.all(TEST_DEVICES.map(async (d) => ({ id: d.id, payer: d.payer, meters: [d.meter], passwordHash: await hashPassword(d.password) })));
+  const devices: Array<Record<string, unknown>> = await Promise.all(TEST_DEVICES.map(async (d) => ({ id: d.id, payer: d.payer, meters: [d.meter], passwordHash: await hashPassword(d.password) })));
+  // A device that signs its messages with its own Ed25519 key.
+  devices.push({ id: SIGNING_DEVICE.id, payer: 'acme-plant', meters: ['cycles'], passwordHash: await hashPassword(SIGNING_DEVICE.password), publicKey: toHex(SIGNING_DEVICE.key.publicKey) });
   await writeFile(path.join(dir, 'devices.json'), JSON.stringify({ devices }));
   const raw = demoGatewayConfig({ mqtt: 0, http: 0, bank: bank.port }, '0 0 1 1 *');
   const settlement = raw.settlement as Record<string, unknown>;
@@ -94,7 +108,7 @@ export async function startTestRig(options: TestRigOptions = {}): Promise<TestRi
       return gateway;
     },
     async connect(deviceId, password, extra = {}) {
-      const known = TEST_DEVICES.find((d) => d.id === deviceId);
+      const known = [...TEST_DEVICES, SIGNING_DEVICE].find((d) => d.id === deviceId);
       const client = mqtt.connect(rig.mqttUrl, {
         clientId: deviceId, username: deviceId, password: password ?? known?.password ?? 'nope',
         reconnectPeriod: 0, connectTimeout: 3_000, protocolVersion: 4, ...extra,
