@@ -86,6 +86,17 @@ async function runLoad(url: string, creds: Array<{ id: string; password: string 
 
 const round2 = (x: number): number => Math.round(x * 100) / 100;
 
+/** The same bundle `npm run build` makes, written to `outfile`. */
+export async function buildBundle(outfile: string): Promise<void> {
+  const { build } = await import('esbuild');
+  await build({
+    stdin: { contents: "import { main } from './cli/main.ts';\nprocess.exit(await main(process.argv.slice(2)));\n", resolveDir: REPO, sourcefile: 'entry.ts', loader: 'ts' },
+    bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', outfile, logLevel: 'error',
+    // The bundle lives outside the repo: let it find node_modules through NODE_PATH-free absolute imports.
+    nodePaths: [path.join(REPO, 'node_modules')],
+  });
+}
+
 async function stop(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null) return;
   const exited = new Promise((resolve) => child.once('exit', resolve));
@@ -103,8 +114,13 @@ export async function runIngestBench(options: IngestBenchOptions): Promise<{ gat
     const config = { ...demoGatewayConfig({ mqtt: 0, http: 0, bank: 9 }, '0 0 1 1 *'), logLevel: 'warn', settlement: { sealCron: '0 0 1 1 *', bank: { url: 'http://127.0.0.1:9/open-banking/v4.0/pisp', token: 'unused-in-bench' } } };
     await writeFile(path.join(dir, 'gateway.json'), JSON.stringify(config));
 
+    // Measure what production runs: one bundled JS file on plain node (as the Dockerfile
+    // builds it), not the TypeScript loader, whose own memory would be counted otherwise.
+    // Inside the repository, so its bare imports resolve to our node_modules.
+    const bundle = path.join(REPO, '.bench-tmp', 'meterbridge.mjs');
+    await buildBundle(bundle);
     options.log(`gateway: ${options.messages} messages from ${options.devices} devices, ${options.inflight} in flight each…`);
-    const gw = await spawnBroker([...(process.env.MB_BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.MB_BENCH_PROFILE] : []), 'bin/meterbridge.mjs', 'gateway', '--config', path.join(dir, 'gateway.json')], {});
+    const gw = await spawnBroker([...(process.env.MB_BENCH_NODE_FLAGS ? process.env.MB_BENCH_NODE_FLAGS.split(' ') : []), ...(process.env.MB_BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.MB_BENCH_PROFILE] : []), bundle, 'gateway', '--config', path.join(dir, 'gateway.json')], {});
     const gatewayLoad = await runLoad(gw.url, creds, options);
     const gateway = { ...gatewayLoad, rssMb: peakRssMb(gw.child.pid!) };
     await stop(gw.child);

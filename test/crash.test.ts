@@ -40,7 +40,10 @@ async function startGatewayProcess(configFile: string, port: number): Promise<Ch
 
 describe('crash safety', () => {
   const dirs: string[] = [];
+  const children = new Set<ChildProcess>();
   afterAll(async () => {
+    // A failed or timed-out run must not leave a gateway behind.
+    for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
     for (const dir of dirs) await rm(dir, { recursive: true, force: true });
   });
 
@@ -57,7 +60,12 @@ describe('crash safety', () => {
     const configFile = path.join(dir, 'gateway.json');
     await writeFile(configFile, JSON.stringify(config));
 
-    let child = await startGatewayProcess(configFile, port);
+    const start = async (): Promise<ChildProcess> => {
+      const started = await startGatewayProcess(configFile, port);
+      children.add(started);
+      return started;
+    };
+    let child = await start();
     const acked = new Set<string>();
     const clients: MqttClient[] = [];
     let publishing = true;
@@ -86,7 +94,7 @@ describe('crash safety', () => {
       await sleep(200 + Math.floor(random() * 1_000));
       child.kill('SIGKILL');
       await new Promise((resolve) => child.once('exit', resolve));
-      child = await startGatewayProcess(configFile, port);
+      child = await start();
     }
     await sleep(1_000);
     publishing = false;

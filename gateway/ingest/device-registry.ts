@@ -2,6 +2,7 @@
  * The provisioning file: which devices exist, whom they bill, which meters they may
  * report, and their hashed credentials. Read at start-up; a bad file fails fast.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ID_PATTERN } from '../../protocol/usage-message.ts';
@@ -26,6 +27,8 @@ export type DevicesFile = z.infer<typeof fileSchema>;
 
 export class DeviceRegistry {
   readonly #devices: ReadonlyMap<string, DeviceEntry>;
+  /** Device id → SHA-256 of its last verified password; bounded by the number of devices. */
+  readonly #verified = new Map<string, string>();
 
   constructor(devices: readonly DeviceEntry[]) {
     const map = new Map<string, DeviceEntry>();
@@ -76,13 +79,21 @@ export class DeviceRegistry {
     return [...this.#devices.values()];
   }
 
-  /** Checks a device's credentials; unknown devices cost the same scrypt as known ones. */
+  /**
+   * Checks a device's credentials; unknown devices cost the same scrypt as known ones.
+   * A verified (device, password) is remembered by a SHA-256 of the password, so a
+   * device reconnecting after a Wi-Fi drop does not pay scrypt again.
+   */
   async authenticate(deviceId: string, password: string): Promise<DeviceEntry | undefined> {
     const device = this.#devices.get(deviceId);
+    const fingerprint = createHash('sha256').update(password).digest('base64');
+    if (device && !device.revoked && this.#verified.get(device.id) === fingerprint) return device;
     const ok = await verifyPassword(password, device?.passwordHash ?? DUMMY_HASH);
-    return ok && device && !device.revoked ? device : undefined;
+    if (!ok || !device || device.revoked) return undefined;
+    this.#verified.set(device.id, fingerprint);
+    return device;
   }
 }
 
 // A valid hash of a random password nobody knows, so timing does not reveal which ids exist.
-const DUMMY_HASH = 'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
+const DUMMY_HASH = 'scrypt$4096$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';

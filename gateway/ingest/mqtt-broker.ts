@@ -16,7 +16,7 @@ import { Aedes, type AuthenticateError, type Client, type PublishPacket } from '
 import type { Logger } from 'pino';
 import { rejectionTopic, usageTopic } from '../../protocol/usage-message.ts';
 import { JournalFullError } from '../ledger/journal.ts';
-import { PacketSizeGuard } from './packet-size-guard.ts';
+import { guardPacketSize } from './packet-size-guard.ts';
 import { StorageLowError } from './storage-guard.ts';
 import type { DeviceEntry, DeviceRegistry } from './device-registry.ts';
 import type { Intake } from './intake.ts';
@@ -56,6 +56,18 @@ export interface MqttBroker {
   port: number;
   connectedDevices(): string[];
   close(): Promise<void>;
+}
+
+/**
+ * A group commit releases hundreds of acks in one burst of microtasks; corking the
+ * socket until the next tick sends each connection's acks in one write instead of one
+ * syscall each.
+ */
+function corkUntilNextTick(client: Client): void {
+  const conn = (client as unknown as { conn?: Socket }).conn;
+  if (!conn || conn.destroyed) return;
+  conn.cork();
+  process.nextTick(() => conn.uncork());
 }
 
 class RateLimitedError extends Error {
@@ -119,6 +131,7 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
       session.inflight += 1;
       receiveUsage(client, session, packet).then(() => {
         session.inflight -= 1;
+        corkUntilNextTick(client);
         done(null);
       }, (error: unknown) => {
         session.inflight -= 1;
@@ -191,10 +204,10 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
       if (left <= 0) perIp.delete(ip);
       else perIp.set(ip, left);
     });
-    const guarded = new PacketSizeGuard(socket, limits.packetBytesMax, (error) => {
+    guardPacketSize(socket, limits.packetBytesMax, (error) => {
       rejections.add({ at: new Date().toISOString(), deviceId: '', topic: '', reason: 'payload_too_large', detail: `${error.message} from ${ip}; connection dropped` });
     });
-    broker.handle(guarded as unknown as Socket);
+    broker.handle(socket);
   });
   server.maxConnections = options.connectionsMax;
   server.listen(options.port, options.host);

@@ -3,16 +3,18 @@
  * broker buffers it: aedes has no packet size limit of its own. Reads only the fixed
  * header (MQTT 3.1.1 §2.2: one type byte, then a 1–4 byte remaining length) and skips
  * the body, so it costs a few operations per packet.
+ *
+ * aedes pulls bytes with `socket.read()` on 'readable'; the guard wraps that one method
+ * of the socket instead of putting a second stream in front of it, so writes (acks) go
+ * straight to the socket with no extra hop.
  */
-import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 
 export class PacketTooLargeError extends Error {
   readonly code = 'MB_PACKET_TOO_LARGE';
 }
 
-export class PacketSizeGuard extends Duplex {
-  readonly #socket: Socket;
+export class MqttFrameInspector {
   readonly #bytesMax: number;
   #state: 'type' | 'length' | 'body' = 'type';
   #length = 0;
@@ -20,51 +22,12 @@ export class PacketSizeGuard extends Duplex {
   #lengthBytes = 0;
   #remaining = 0;
 
-  constructor(socket: Socket, bytesMax: number, onTooLarge: (error: PacketTooLargeError) => void) {
-    super({ allowHalfOpen: false });
-    this.#socket = socket;
+  constructor(bytesMax: number) {
     this.#bytesMax = bytesMax;
-    socket.on('data', (chunk: Buffer) => {
-      const problem = this.#inspect(chunk);
-      if (problem) {
-        onTooLarge(problem);
-        socket.destroy();
-        return;
-      }
-      if (!this.push(chunk)) socket.pause();
-    });
-    socket.on('end', () => this.push(null));
-    socket.on('close', () => this.destroy());
-    socket.on('error', (error) => this.destroy(error));
   }
 
-  get remoteAddress(): string | undefined {
-    return this.#socket.remoteAddress;
-  }
-
-  setNoDelay(noDelay?: boolean): this {
-    this.#socket.setNoDelay(noDelay);
-    return this;
-  }
-
-  override _read(): void {
-    this.#socket.resume();
-  }
-
-  override _write(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
-    this.#socket.write(chunk, done);
-  }
-
-  override _final(done: (error?: Error | null) => void): void {
-    this.#socket.end(done);
-  }
-
-  override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
-    this.#socket.destroy();
-    done(error);
-  }
-
-  #inspect(chunk: Buffer): PacketTooLargeError | undefined {
+  /** Feeds the next bytes of the stream; returns an error at the first oversized packet. */
+  inspect(chunk: Uint8Array): PacketTooLargeError | undefined {
     let i = 0;
     while (i < chunk.length) {
       if (this.#state === 'type') {
@@ -94,4 +57,19 @@ export class PacketSizeGuard extends Duplex {
     }
     return undefined;
   }
+}
+
+/** Inspects every chunk the broker reads from `socket`; destroys the socket on a violation. */
+export function guardPacketSize(socket: Socket, bytesMax: number, onTooLarge: (error: PacketTooLargeError) => void): void {
+  const inspector = new MqttFrameInspector(bytesMax);
+  const read = socket.read.bind(socket);
+  socket.read = (size?: number) => {
+    const chunk = read(size) as Buffer | null;
+    if (chunk === null) return null;
+    const problem = inspector.inspect(chunk);
+    if (!problem) return chunk;
+    onTooLarge(problem);
+    socket.destroy();
+    return null;
+  };
 }

@@ -28,7 +28,7 @@ export async function ensureOperatorLogin(dataDir: string, options: { reset: boo
     }
   }
   const password = generateSecret();
-  const stored: OperatorFile = { username: OPERATOR_USERNAME, passwordHash: await hashPassword(password) };
+  const stored: OperatorFile = { username: OPERATOR_USERNAME, passwordHash: await hashPassword(password, 'operator') };
   await writeFile(file, `${JSON.stringify(stored, null, 2)}\n`, { mode: 0o600 });
   return { username: OPERATOR_USERNAME, password };
 }
