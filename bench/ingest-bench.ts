@@ -1,8 +1,13 @@
 /**
- * Ingest benchmark: N usage messages from M devices (QoS 1, a window of K in flight per
- * device) through the real broker into the gateway, and the same load against a bare
- * aedes broker in the same run. Each broker runs in its own child process so its peak
- * RSS (VmHWM) is its own. Prints a table and writes bench-results.json.
+ * Ingest benchmark. N usage messages from M devices (QoS 1, at most K unacknowledged per
+ * device), either as fast as acks come back (closed loop) or at an offered rate (open
+ * loop), through:
+ *   - the gateway with its embedded broker (an ack means durable in the ledger);
+ *   - the gateway behind a real Mosquitto (the device's ack comes from Mosquitto; the
+ *     figure is how fast records become durable in the ledger);
+ *   - a bare aedes broker and a bare Mosquitto: the baselines.
+ * Every server runs in its own child process, so its peak RSS (VmHWM) is its own; the
+ * gateway runs bundled on plain node, as production does.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -13,15 +18,20 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { usageTopic } from '../protocol/usage-message.ts';
 import { hashPassword } from '../gateway/auth/password-hash.ts';
 import { demoGatewayConfig } from '../cli/demo-setup.ts';
+import { MOSQUITTO } from '../test/support/server-binaries.ts';
+import { startMosquitto, type MosquittoServer } from './mosquitto-server.ts';
 
 export interface IngestBenchOptions {
   messages: number;
   devices: number;
   inflight: number;
+  /** Offered records/s over all devices; undefined = as fast as acks allow. */
+  ratePerS?: number;
   log: (line: string) => void;
 }
 
 export interface LoadResult {
+  /** Records acknowledged (or, behind Mosquitto, durable in the ledger) per second. */
   recordsPerS: number;
   p50Ms: number;
   p99Ms: number;
@@ -29,24 +39,43 @@ export interface LoadResult {
   elapsedMs: number;
 }
 
-const REPO = path.resolve(import.meta.dirname, '..');
+export type Scenario = 'gateway_embedded' | 'gateway_mosquitto' | 'bare_aedes' | 'bare_mosquitto';
 
-function spawnBroker(args: string[], env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, args, { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const match = /mqtt:\/\/[0-9.]+:(\d+)/.exec(out);
-      if (match) resolve({ child, url: `mqtt://127.0.0.1:${match[1]}` });
-    });
-    child.once('exit', (code) => reject(new Error(`broker exited with ${code} before listening: ${out}`)));
+const REPO = path.resolve(import.meta.dirname, '..');
+const BUNDLE_DIR = path.join(REPO, '.bench-tmp'); // inside the repo so bare imports resolve to node_modules
+const GATEWAY_BROKER_USER = { username: 'bench-gateway', password: 'bench-gateway-secret' };
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const round2 = (x: number): number => Math.round(x * 100) / 100;
+
+/** Bundles a TypeScript entry into one ESM file, as `npm run build` does for production. */
+export async function buildBundle(entry: string, outfile: string): Promise<void> {
+  const { build } = await import('esbuild');
+  await build({
+    stdin: { contents: entry, resolveDir: REPO, sourcefile: 'entry.ts', loader: 'ts' },
+    bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', outfile, logLevel: 'error',
   });
 }
 
+interface Child {
+  child: ChildProcess;
+  stdout: () => string;
+}
+
+async function spawnUntil(args: string[], ready: RegExp): Promise<Child & { match: RegExpExecArray }> {
+  const child = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const match = ready.exec(out);
+    if (match) return { child, stdout: () => out, match };
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`${args.join(' ')} did not start: ${out}`);
+    await sleep(20);
+  }
+}
+
 function peakRssMb(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  const kb = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
   return Math.round(kb / 1024);
 }
 
@@ -54,18 +83,33 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 }
 
-async function runLoad(url: string, creds: Array<{ id: string; password: string }>, options: IngestBenchOptions): Promise<Omit<LoadResult, 'rssMb'>> {
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+/** Publishes the load; resolves with ack latencies and the time the last ack came back. */
+async function runLoad(url: string, creds: Array<{ id: string; password: string }>, options: IngestBenchOptions): Promise<{ latencies: number[]; startedMs: number; elapsedMs: number }> {
   const clients: MqttClient[] = await Promise.all(creds.map((c) => mqtt.connectAsync(url, { clientId: c.id, username: c.id, password: c.password, protocolVersion: 4, reconnectPeriod: 0 })));
   const perDevice = Math.ceil(options.messages / clients.length);
+  const intervalMs = options.ratePerS ? (clients.length * 1000) / options.ratePerS : 0;
   const latencies: number[] = [];
   const startedMs = performance.now();
   let lastReportMs = startedMs;
-  const sendAll = async (client: MqttClient, deviceId: string): Promise<void> => {
+  const sendAll = async (client: MqttClient, deviceId: string, offsetMs: number): Promise<void> => {
     let seq = 0;
     const worker = async (): Promise<void> => {
       while (seq < perDevice) {
         seq += 1;
-        const payload = JSON.stringify({ v: 1, deviceId, seq, meter: 'cycles', quantity: '1', unit: 'cycle', time: new Date().toISOString() });
+        const mine = seq;
+        if (intervalMs > 0) {
+          const dueMs = startedMs + offsetMs + (mine - 1) * intervalMs;
+          const waitMs = dueMs - performance.now();
+          if (waitMs > 1) await sleep(waitMs);
+        }
+        const payload = JSON.stringify({ v: 1, deviceId, seq: mine, meter: 'cycles', quantity: '1', unit: 'cycle', time: new Date().toISOString() });
         const sentMs = performance.now();
         await client.publishAsync(usageTopic(deviceId), payload, { qos: 1 });
         latencies.push(performance.now() - sentMs);
@@ -77,61 +121,77 @@ async function runLoad(url: string, creds: Array<{ id: string; password: string 
     };
     await Promise.all(Array.from({ length: options.inflight }, worker));
   };
-  await Promise.all(clients.map((client, i) => sendAll(client, creds[i]!.id)));
+  await Promise.all(clients.map((client, i) => sendAll(client, creds[i]!.id, (i * intervalMs) / clients.length)));
   const elapsedMs = performance.now() - startedMs;
   await Promise.all(clients.map((c) => c.endAsync()));
   latencies.sort((a, b) => a - b);
-  return { recordsPerS: Math.round(latencies.length / (elapsedMs / 1000)), p50Ms: round2(percentile(latencies, 50)), p99Ms: round2(percentile(latencies, 99)), elapsedMs: Math.round(elapsedMs) };
+  return { latencies, startedMs, elapsedMs };
 }
 
-const round2 = (x: number): number => Math.round(x * 100) / 100;
-
-/** The same bundle `npm run build` makes, written to `outfile`. */
-export async function buildBundle(outfile: string): Promise<void> {
-  const { build } = await import('esbuild');
-  await build({
-    stdin: { contents: "import { main } from './cli/main.ts';\nprocess.exit(await main(process.argv.slice(2)));\n", resolveDir: REPO, sourcefile: 'entry.ts', loader: 'ts' },
-    bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', outfile, logLevel: 'error',
-    // The bundle lives outside the repo: let it find node_modules through NODE_PATH-free absolute imports.
-    nodePaths: [path.join(REPO, 'node_modules')],
-  });
+function summarise(latencies: number[], records: number, elapsedMs: number, rssMb: number): LoadResult {
+  return { recordsPerS: Math.round(records / (elapsedMs / 1000)), p50Ms: round2(percentile(latencies, 50)), p99Ms: round2(percentile(latencies, 99)), rssMb, elapsedMs: Math.round(elapsedMs) };
 }
 
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  await exited;
+async function ledgerRecords(httpUrl: string): Promise<number> {
+  const health = (await (await fetch(`${httpUrl}/healthz`)).json()) as { records: number };
+  return health.records;
 }
 
-export async function runIngestBench(options: IngestBenchOptions): Promise<{ gateway: LoadResult; bare: LoadResult }> {
+export async function runIngestBench(options: IngestBenchOptions): Promise<Partial<Record<Scenario, LoadResult>>> {
   const dir = await mkdtemp(path.join(tmpdir(), 'meterbridge-bench-'));
+  const results: Partial<Record<Scenario, LoadResult>> = {};
+  let mosquitto: MosquittoServer | undefined;
   try {
     options.log(`provisioning ${options.devices} devices…`);
     const creds = Array.from({ length: options.devices }, (_, i) => ({ id: `bench-${i + 1}`, password: `bench-secret-${i + 1}` }));
     const devices = await Promise.all(creds.map(async (c) => ({ id: c.id, payer: 'acme-plant', meters: ['cycles'], passwordHash: await hashPassword(c.password) })));
     await writeFile(path.join(dir, 'devices.json'), JSON.stringify({ devices }));
-    const config = { ...demoGatewayConfig({ mqtt: 0, http: 0, bank: 9 }, '0 0 1 1 *'), logLevel: 'warn', settlement: { sealCron: '0 0 1 1 *', bank: { url: 'http://127.0.0.1:9/open-banking/v4.0/pisp', token: 'unused-in-bench' } } };
-    await writeFile(path.join(dir, 'gateway.json'), JSON.stringify(config));
+    const base = { ...demoGatewayConfig({ mqtt: 0, http: 0, bank: 9 }, '0 0 1 1 *'), logLevel: 'warn', settlement: { sealCron: '0 0 1 1 *', bank: { url: 'http://127.0.0.1:9/open-banking/v4.0/pisp', token: 'unused-in-bench' } } };
+    // The bench measures the pipeline, not the per-device rate limit.
+    const mqttLimits = { deviceRatePerSMax: 100_000, deviceInflightMax: 10_000 };
+    const gatewayBundle = path.join(BUNDLE_DIR, 'meterbridge.mjs');
+    const bareBundle = path.join(BUNDLE_DIR, 'bare-broker.mjs');
+    await buildBundle("import { main } from './cli/main.ts';\nprocess.exit(await main(process.argv.slice(2)));\n", gatewayBundle);
+    await buildBundle("import './bench/bare-broker.ts';\n", bareBundle);
+    const nodeFlags = [...(process.env.MB_BENCH_NODE_FLAGS ? process.env.MB_BENCH_NODE_FLAGS.split(' ') : []), ...(process.env.MB_BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.MB_BENCH_PROFILE] : [])];
+    const what = `${options.messages} messages from ${options.devices} devices, ${options.inflight} in flight each${options.ratePerS ? `, offered ${options.ratePerS}/s` : ''}`;
 
-    // Measure what production runs: one bundled JS file on plain node (as the Dockerfile
-    // builds it), not the TypeScript loader, whose own memory would be counted otherwise.
-    // Inside the repository, so its bare imports resolve to our node_modules.
-    const bundle = path.join(REPO, '.bench-tmp', 'meterbridge.mjs');
-    await buildBundle(bundle);
-    options.log(`gateway: ${options.messages} messages from ${options.devices} devices, ${options.inflight} in flight each…`);
-    const gw = await spawnBroker([...(process.env.MB_BENCH_NODE_FLAGS ? process.env.MB_BENCH_NODE_FLAGS.split(' ') : []), ...(process.env.MB_BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.MB_BENCH_PROFILE] : []), bundle, 'gateway', '--config', path.join(dir, 'gateway.json')], {});
-    const gatewayLoad = await runLoad(gw.url, creds, options);
-    const gateway = { ...gatewayLoad, rssMb: peakRssMb(gw.child.pid!) };
-    await stop(gw.child);
+    options.log(`gateway, embedded broker: ${what}…`);
+    await writeFile(path.join(dir, 'embedded.json'), JSON.stringify({ ...base, dataDir: './embedded-data', mqtt: { port: 0, host: '127.0.0.1', ...mqttLimits } }));
+    const embedded = await spawnUntil([...nodeFlags, gatewayBundle, 'gateway', '--config', path.join(dir, 'embedded.json')], /mqtt:\/\/[0-9.]+:(\d+)[\s\S]*dashboard/);
+    const embeddedLoad = await runLoad(`mqtt://127.0.0.1:${embedded.match[1]}`, creds, options);
+    results.gateway_embedded = summarise(embeddedLoad.latencies, embeddedLoad.latencies.length, embeddedLoad.elapsedMs, peakRssMb(embedded.child.pid!));
+    await stop(embedded.child);
 
-    options.log('bare aedes broker, same load…');
-    const bareBroker = await spawnBroker(['--import', 'tsx', 'bench/bare-broker.ts'], {});
-    const bareLoad = await runLoad(bareBroker.url, creds, options);
-    const bare = { ...bareLoad, rssMb: peakRssMb(bareBroker.child.pid!) };
-    await stop(bareBroker.child);
-    return { gateway, bare };
+    options.log(`bare aedes broker: ${what}…`);
+    const bare = await spawnUntil([bareBundle], /mqtt:\/\/[0-9.]+:(\d+)/);
+    const bareLoad = await runLoad(`mqtt://127.0.0.1:${bare.match[1]}`, creds, options);
+    results.bare_aedes = summarise(bareLoad.latencies, bareLoad.latencies.length, bareLoad.elapsedMs, peakRssMb(bare.child.pid!));
+    await stop(bare.child);
+
+    if (!MOSQUITTO) {
+      options.log('mosquitto is not installed: skipping the Mosquitto scenarios (apt-get install mosquitto)');
+      return results;
+    }
+    mosquitto = await startMosquitto(path.join(dir, 'mosquitto'), [...creds.map((c) => ({ username: c.id, password: c.password })), GATEWAY_BROKER_USER], GATEWAY_BROKER_USER.username);
+    options.log(`bare Mosquitto (nobody subscribed): ${what}…`);
+    const bareMosquittoLoad = await runLoad(mosquitto.url, creds, options);
+    results.bare_mosquitto = summarise(bareMosquittoLoad.latencies, bareMosquittoLoad.latencies.length, bareMosquittoLoad.elapsedMs, 0);
+
+    options.log(`gateway behind Mosquitto: ${what}…`);
+    await writeFile(path.join(dir, 'external.json'), JSON.stringify({ ...base, dataDir: './external-data', mqtt: { mode: 'external', external: { url: mosquitto.url, ...GATEWAY_BROKER_USER } } }));
+    const external = await spawnUntil([...nodeFlags, gatewayBundle, 'gateway', '--config', path.join(dir, 'external.json')], /dashboard (http:\/\/\S+?)\/?\n/);
+    const httpUrl = external.match[1]!;
+    while (!((await (await fetch(`${httpUrl}/healthz`)).json()) as { brokerConnected: boolean }).brokerConnected) await sleep(50);
+    const externalLoad = await runLoad(mosquitto.url, creds, options);
+    const expected = Math.ceil(options.messages / options.devices) * options.devices;
+    while ((await ledgerRecords(httpUrl)) < expected) await sleep(20);
+    const durableMs = performance.now() - externalLoad.startedMs;
+    results.gateway_mosquitto = summarise(externalLoad.latencies, expected, durableMs, peakRssMb(external.child.pid!));
+    await stop(external.child);
+    return results;
   } finally {
+    await mosquitto?.stop();
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -27,7 +27,8 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
   const config = loadConfig(values.config ? { file: values.config } : {});
   const logger = createLogger(config.logLevel, 'gateway');
   const gateway = await startGateway(config, { logger, resetOperatorLogin: values['reset-login'] ?? false });
-  process.stdout.write(`meterbridge gateway ${config.gatewayId}\n  MQTT      mqtt://${config.mqtt.host}:${gateway.mqttPort}\n  dashboard ${gateway.httpUrl}/\n`);
+  const mqttLine = config.mqtt.mode === 'embedded' ? `mqtt://${config.mqtt.host}:${gateway.mqttPort}` : `bridged to ${config.mqtt.external!.url}`;
+  process.stdout.write(`meterbridge gateway ${config.gatewayId}\n  MQTT      ${mqttLine}\n  dashboard ${gateway.httpUrl}/\n`);
   if (gateway.operatorLogin.password) {
     process.stdout.write(`  operator login (shown once): ${gateway.operatorLogin.username} / ${gateway.operatorLogin.password}\n`);
   }

@@ -61,6 +61,8 @@ interface UsageSource {
   close(): Promise<void>;
   /** External mode: resolves once subscribed to the broker. */
   ready?: Promise<void>;
+  /** External mode: whether the bridge is connected right now. */
+  brokerConnected?: () => boolean;
 }
 
 async function startUsageSource(config: Readonly<GatewayConfig>, parts: { registry: DeviceRegistry; intake: Intake; rejections: RejectionLog; logger: Logger }): Promise<UsageSource> {
@@ -78,7 +80,7 @@ async function startUsageSource(config: Readonly<GatewayConfig>, parts: { regist
     keepaliveS: external.keepaliveS,
     ...(external.caFile ? { ca: await readFile(external.caFile, 'utf8') } : {}),
   });
-  return { port: 0, connectedDevices: () => [], close: () => bridge.close(), ready: bridge.ready };
+  return { port: 0, connectedDevices: () => [], close: () => bridge.close(), ready: bridge.ready, brokerConnected: () => bridge.connected };
 }
 
 async function readBankToken(config: Readonly<GatewayConfig>): Promise<string> {
@@ -132,7 +134,13 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
   const web = await startWebServer({
     host: config.http.host, port: config.http.port, dataDir: config.dataDir, sessionTtlMs: config.http.sessionTtlMs,
     logger: logger.child({ module: 'web' }), metrics, snapshot,
-    health: () => ({ ok: chainReport.ok, detail: { gatewayId: config.gatewayId, chainOk: chainReport.ok, records: journal.head.index, devicesConnected: mqtt.connectedDevices().length, intakeQueue: journal.queueLength } }),
+    health: () => {
+      const brokerOk = mqtt.brokerConnected?.() ?? true;
+      return {
+        ok: chainReport.ok && brokerOk,
+        detail: { gatewayId: config.gatewayId, chainOk: chainReport.ok, mqttMode: config.mqtt.mode, brokerConnected: brokerOk, records: journal.head.index, devicesConnected: mqtt.connectedDevices().length, intakeQueue: journal.queueLength, diskFreeMb: Math.floor(storage.freeBytes / 1_048_576) },
+      };
+    },
   });
 
   const sealNow = async (): Promise<void> => {

@@ -16,7 +16,7 @@ import { openLedgerDb } from '../gateway/ledger/ledger-db.ts';
 import { loadOrCreateGatewayKey } from '../gateway/ledger/gateway-key.ts';
 import { usageTopic } from '../protocol/usage-message.ts';
 import { demoGatewayConfig } from '../cli/demo-setup.ts';
-import { freePort } from './support/mosquitto.ts';
+import { freePort } from '../bench/mosquitto-server.ts';
 
 const REPO = path.resolve(import.meta.dirname, '..');
 const CYCLES = Number(process.env.MB_CRASH_CYCLES ?? 20);

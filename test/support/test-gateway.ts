@@ -13,7 +13,7 @@ import { hashPassword } from '../../gateway/auth/password-hash.ts';
 import { parseConfig, type GatewayConfig } from '../../gateway/config.ts';
 import { startGateway, type Gateway, type GatewayRuntimeOptions } from '../../gateway/main.ts';
 import type { MachineKind } from '../../firmware-sim/machines.ts';
-import { startMosquitto, type MosquittoServer } from './mosquitto.ts';
+import { startMosquitto, type MosquittoServer } from '../../bench/mosquitto-server.ts';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { canonicalBytes } from '../../protocol/canonical-json.ts';
 import { toHex } from '../../protocol/hash.ts';

@@ -1,10 +1,10 @@
-/** A real Mosquitto for tests: free port, temp dir, generated config, passwords and ACL. */
+/** A real Mosquitto on a free port with a generated config, password file and ACL: for tests and the bench. */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer, connect, type AddressInfo } from 'node:net';
 import path from 'node:path';
-import { mosquittoAcl, mosquittoConf } from '../../gateway/ingest/mosquitto-config.ts';
-import { MOSQUITTO, MOSQUITTO_PASSWD } from './server-binaries.ts';
+import { mosquittoAcl, mosquittoConf } from '../gateway/ingest/mosquitto-config.ts';
+import { MOSQUITTO, MOSQUITTO_PASSWD } from '../test/support/server-binaries.ts';
 
 export interface MosquittoServer {
   url: string;
