@@ -9,6 +9,7 @@ import cron from 'node-cron';
 import { z } from 'zod';
 import { MINOR_DIGITS, parseMinor, parsePriceNano } from '../protocol/money.ts';
 import { ID_PATTERN } from '../protocol/usage-message.ts';
+import { gpioPulseInputSchema } from './ingest/gpio/gpio-pulse-config.ts';
 
 const id = z.string().regex(ID_PATTERN, 'must be 1-63 of a-z 0-9 . _ - starting with a letter or digit');
 const port = z.number().int().min(0).max(65535);
@@ -100,6 +101,30 @@ export const configSchema = z.strictObject({
       timeoutMs: z.number().int().min(100).max(120_000).default(10_000),
     }),
   }),
+  /** Pulse counters on GPIO lines, reported as counter readings of a provisioned device (docs/gpio.md). */
+  gpio: z.strictObject({
+    pulseInputs: z.record(id, gpioPulseInputSchema.extend({
+      deviceId: id,
+      meter: id,
+      /** onoff: a real line through sysfs. simulated: a pin driven by firmware-sim (demo, CI). */
+      driver: z.enum(['onoff', 'simulated']).default('onoff'),
+      simulatedRateHz: z.number().min(0.01).max(1_000).default(2),
+    })).default({}),
+  }).prefault({}),
+  /** Sparkplug B metrics billed as meters (docs/sparkplug.md); one mapping per billed device. */
+  sparkplug: z.strictObject({
+    mappings: z.array(z.strictObject({
+      group: z.string().min(1).max(64),
+      node: z.string().min(1).max(64),
+      device: z.string().min(1).max(64),
+      metric: z.string().min(1).max(256),
+      deviceId: id,
+      meter: id,
+      kind: z.enum(['counter', 'increment']),
+      /** Integer base units per metric unit (e.g. "1000" for kWh metrics on a Wh meter). */
+      scale: z.union([z.string(), z.number()]).optional(),
+    })).max(10_000).default([]),
+  }).prefault({}),
   ledger: z.strictObject({
     /** A signed checkpoint of the chain head after this many records… */
     checkpointEveryRecords: z.number().int().min(1).max(1_000_000).default(1_000),
@@ -191,6 +216,15 @@ function checkCrossReferences(config: GatewayConfig): void {
     const external = config.mqtt.external;
     if (!external) problems.push('mqtt.external: required when mqtt.mode is "external" (url, username, password)');
     else if (!external.password && !external.passwordFile) problems.push('mqtt.external.password: set MB_MQTT_PASSWORD or mqtt.external.passwordFile (no default credentials)');
+  }
+  const billed = new Set<string>();
+  config.sparkplug.mappings.forEach((mapping, i) => {
+    if (billed.has(mapping.deviceId)) problems.push(`sparkplug.mappings.${i}.deviceId: ${mapping.deviceId} is billed by another mapping (one mapping per device keeps readings unique)`);
+    billed.add(mapping.deviceId);
+    if (!config.meters[mapping.meter]) problems.push(`sparkplug.mappings.${i}.meter: no meter named ${mapping.meter}`);
+  });
+  for (const [name, input] of Object.entries(config.gpio.pulseInputs)) {
+    if (!config.meters[input.meter]) problems.push(`gpio.pulseInputs.${name}.meter: no meter named ${input.meter}`);
   }
   if (!config.settlement.bank.token && !config.settlement.bank.tokenFile) {
     problems.push('settlement.bank.token: set MB_BANK_TOKEN or settlement.bank.tokenFile (no default credentials)');

@@ -8,7 +8,10 @@ import { toHex } from '../protocol/hash.ts';
 import type { GatewayConfig } from './config.ts';
 import { DeviceRegistry } from './ingest/device-registry.ts';
 import { Intake } from './ingest/intake.ts';
+import { startGpioInputs, type GpioInputs } from './ingest/gpio-intake.ts';
 import { startMqttBridge } from './ingest/mqtt-bridge.ts';
+import { SparkplugIntake } from './ingest/sparkplug-intake.ts';
+import { parseSparkplugScale, SparkplugMappingTable } from './ingest/sparkplug/mapping.ts';
 import { startMqttBroker, type MqttBroker } from './ingest/mqtt-broker.ts';
 import { RejectionLog } from './ingest/rejection-log.ts';
 import { SequenceGaps } from './ingest/sequence-gaps.ts';
@@ -65,9 +68,20 @@ interface UsageSource {
   brokerConnected?: () => boolean;
 }
 
+function sparkplugIntakeFor(config: Readonly<GatewayConfig>, parts: { registry: DeviceRegistry; intake: Intake; rejections: RejectionLog; logger: Logger }): SparkplugIntake | undefined {
+  if (config.sparkplug.mappings.length === 0) return undefined;
+  const mappings = SparkplugMappingTable.compile(config.sparkplug.mappings.map((m, i) => {
+    const { scale, ...rest } = m;
+    return { ...rest, ...(scale === undefined ? {} : { scale: parseSparkplugScale(scale, `sparkplug.mappings.${i}.scale`) }) };
+  }));
+  const meterUnits = Object.fromEntries(Object.entries(config.meters).map(([meter, m]) => [meter, m.unit]));
+  return new SparkplugIntake({ ...parts, mappings, meterUnits });
+}
+
 async function startUsageSource(config: Readonly<GatewayConfig>, parts: { registry: DeviceRegistry; intake: Intake; rejections: RejectionLog; logger: Logger }): Promise<UsageSource> {
   if (config.mqtt.mode === 'embedded') {
-    const broker: MqttBroker = await startMqttBroker({ ...parts, host: config.mqtt.host, port: config.mqtt.port, connectionsMax: config.limits.devicesMax + 16, limits: config.mqtt });
+    const sparkplug = sparkplugIntakeFor(config, parts);
+    const broker: MqttBroker = await startMqttBroker({ ...parts, host: config.mqtt.host, port: config.mqtt.port, connectionsMax: config.limits.devicesMax + 16, limits: config.mqtt, ...(sparkplug ? { sparkplug } : {}) });
     return broker;
   }
   const external = config.mqtt.external!;
@@ -122,8 +136,13 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
   const settler = new Settler({ db, book: batches, client, config, pollIntervalMs: config.settlement.pollIntervalMs, logger: logger.child({ module: 'settlement' }), enabled: () => chainReport.ok });
 
   let mqtt: UsageSource;
+  let gpio: GpioInputs;
   try {
     mqtt = await startUsageSource(config, { registry, intake, rejections, logger: logger.child({ module: 'mqtt' }) });
+    gpio = await startGpioInputs(config, { registry, intake, logger: logger.child({ module: 'gpio' }) }).catch(async (error: unknown) => {
+      await mqtt.close();
+      throw error;
+    });
   } catch (error) {
     await db.close();
     throw error;
@@ -159,6 +178,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
       await sealTask.stop();
       await batches.idle();
       await settler.stop();
+      await gpio.close();
       await mqtt.close();
       await journal.drain();
       await journal.checkpointNow();

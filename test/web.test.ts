@@ -61,7 +61,7 @@ describe('operator web page', () => {
     expect(html).toContain('cnc-1');
     expect(page.headers.get('content-security-policy')).toContain("default-src 'none'");
     const state = (await (await fetch(`${rig.gateway.httpUrl}/api/state`, { headers: { cookie: cookie.split(';')[0]! } })).json()) as { devices: unknown[] };
-    expect(state.devices).toHaveLength(6);
+    expect(state.devices).toHaveLength(7);
   });
 
   it('serves /healthz and /metrics without a login and without secrets', async () => {

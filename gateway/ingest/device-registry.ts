@@ -18,6 +18,8 @@ const deviceSchema = z.strictObject({
   publicKey: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lower-case hex digits (an Ed25519 public key)').optional(),
   /** A revoked device can no longer connect; its past records stay in the ledger. */
   revoked: z.boolean().optional(),
+  /** A Sparkplug B edge node: may publish spBv1.0/<group>/<type>/<node>[/<device>]. */
+  sparkplug: z.strictObject({ group: z.string().min(1).max(64), node: z.string().min(1).max(64) }).optional(),
 });
 
 const fileSchema = z.strictObject({ devices: z.array(deviceSchema) });

@@ -3,7 +3,7 @@
  * price, append durably. Resolves only after the record is on disk; throws only when
  * it could not be stored (the caller then must not acknowledge).
  */
-import { parseUsageMessage } from '../../protocol/usage-message.ts';
+import { parseUsageMessage, type UsageMessage } from '../../protocol/usage-message.ts';
 import type { Journal } from '../ledger/journal.ts';
 import { priceUsage } from '../ledger/pricing.ts';
 import type { GatewayConfig } from '../config.ts';
@@ -80,7 +80,11 @@ export class Intake {
   async submit(device: DeviceEntry, topic: string, payload: Uint8Array): Promise<IntakeResult> {
     const parsed = parseUsageMessage(payload);
     if (!parsed.ok) return this.#reject(device.id, topic, parsed.error.reason, parsed.error.field, parsed.error.detail);
-    const message = parsed.message;
+    return this.accept(device, topic, parsed.message);
+  }
+
+  /** For sources that build the message themselves (GPIO counters, Sparkplug metrics). */
+  async accept(device: DeviceEntry, topic: string, message: UsageMessage): Promise<IntakeResult> {
     if (message.deviceId !== device.id) {
       return this.#reject(device.id, topic, 'device_mismatch', 'deviceId', `message names device ${message.deviceId} but was sent by ${device.id}`);
     }

@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import { rejectionTopic, usageTopic } from '../../protocol/usage-message.ts';
 import { JournalFullError } from '../ledger/journal.ts';
 import { guardPacketSize } from './packet-size-guard.ts';
+import { SPARKPLUG_TOPIC_PREFIX, type SparkplugIntake } from './sparkplug-intake.ts';
 import { StorageLowError } from './storage-guard.ts';
 import type { DeviceEntry, DeviceRegistry } from './device-registry.ts';
 import type { Intake } from './intake.ts';
@@ -39,6 +40,8 @@ export interface MqttBrokerOptions {
   logger: Logger;
   connectionsMax: number;
   limits: BrokerLimits;
+  /** Sparkplug B edge nodes, when mappings are configured. */
+  sparkplug?: SparkplugIntake;
 }
 
 /** Per connection: a token bucket for the message rate and a count of messages in flight. */
@@ -120,6 +123,11 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
     authorizePublish(client, packet, done) {
       if (!client) return done(new Error('no anonymous publishing'));
       const session = sessions.get(client);
+      if (session && options.sparkplug && packet.topic.startsWith(SPARKPLUG_TOPIC_PREFIX) && options.sparkplug.allowed(session.device, packet.topic)) {
+        // Durable before the ack, as for usage messages.
+        options.sparkplug.receive(session.device, packet.topic, packet.payload as Buffer).then(() => done(null), (error: unknown) => done(error as Error));
+        return;
+      }
       if (!session || packet.topic !== usageTopic(session.device.id)) {
         refuse(client, packet.topic, 'topic_not_allowed', `device ${client.id} may publish only to ${usageTopic(client.id)}`);
         return done(new Error('topic not allowed')); // aedes closes the connection (MQTT-3.3.5-2)

@@ -29,6 +29,8 @@ export const REJECT_REASONS = [
   'storage_low',
   'topic_too_deep',
   'too_many_connections',
+  'malformed_sparkplug',
+  'sparkplug_not_billable',
   /** Not refused for good: the journal queue is full, so no ack; the device resends later. */
   'intake_overloaded',
 ] as const;

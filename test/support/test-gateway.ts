@@ -29,6 +29,8 @@ export const TEST_DEVICES: ReadonlyArray<{ id: string; kind: MachineKind; payer:
 
 export type BrokerMode = 'embedded' | 'mosquitto';
 
+export const SPARKPLUG_NODE = { id: 'edge-1', password: 'edge-1-secret' };
+
 export const SIGNING_DEVICE = { id: 'signer-1', password: 'signer-1-secret', key: signingKeyFromSecret(new Uint8Array(32).fill(7)) };
 
 /** A usage message signed by the signing device's key (or `key`, to forge one). */
@@ -65,11 +67,13 @@ export async function startTestRig(options: TestRigOptions = {}): Promise<TestRi
   const dir = await mkdtemp(path.join(tmpdir(), 'meterbridge-test-'));
   const mode = options.mode ?? 'embedded';
   const mosquitto = mode === 'mosquitto'
-    ? await startMosquitto(path.join(dir, 'mosquitto'), [...[...TEST_DEVICES, SIGNING_DEVICE].map((d) => ({ username: d.id, password: d.password })), GATEWAY_BROKER_USER], GATEWAY_BROKER_USER.username)
+    ? await startMosquitto(path.join(dir, 'mosquitto'), [...[...TEST_DEVICES, SIGNING_DEVICE, SPARKPLUG_NODE].map((d) => ({ username: d.id, password: d.password })), GATEWAY_BROKER_USER], GATEWAY_BROKER_USER.username)
     : undefined;
   const bankToken = 'test-bank-token';
   const bank = await startBankSandbox({ port: 0, accessTokens: [bankToken], autoAuthoriseConsents: options.autoAuthoriseConsents ?? true, settleAfterMs: options.settleAfterMs ?? 50 });
   const devices: Array<Record<string, unknown>> = await Promise.all(TEST_DEVICES.map(async (d) => ({ id: d.id, payer: d.payer, meters: [d.meter], passwordHash: await hashPassword(d.password) })));
+  // A Sparkplug B edge node (its metrics bill other devices through config mappings).
+  devices.push({ id: SPARKPLUG_NODE.id, payer: 'acme-plant', meters: ['energy'], passwordHash: await hashPassword(SPARKPLUG_NODE.password), sparkplug: { group: 'plant', node: SPARKPLUG_NODE.id } });
   // A device that signs its messages with its own Ed25519 key.
   devices.push({ id: SIGNING_DEVICE.id, payer: 'acme-plant', meters: ['cycles'], passwordHash: await hashPassword(SIGNING_DEVICE.password), publicKey: toHex(SIGNING_DEVICE.key.publicKey) });
   await writeFile(path.join(dir, 'devices.json'), JSON.stringify({ devices }));
@@ -108,7 +112,7 @@ export async function startTestRig(options: TestRigOptions = {}): Promise<TestRi
       return gateway;
     },
     async connect(deviceId, password, extra = {}) {
-      const known = [...TEST_DEVICES, SIGNING_DEVICE].find((d) => d.id === deviceId);
+      const known = [...TEST_DEVICES, SIGNING_DEVICE, SPARKPLUG_NODE].find((d) => d.id === deviceId);
       const client = mqtt.connect(rig.mqttUrl, {
         clientId: deviceId, username: deviceId, password: password ?? known?.password ?? 'nope',
         reconnectPeriod: 0, connectTimeout: 3_000, protocolVersion: 4, ...extra,
