@@ -67,6 +67,14 @@ export const configSchema = z.strictObject({
     deviceInflightMax: z.number().int().min(1).max(10_000).default(100),
     /** Open connections from one IP address (a gateway LAN, a NAT: be generous). */
     connectionsPerIpMax: z.number().int().min(1).max(100_000).default(256),
+    /** TLS for the embedded broker; with clientCertRequired, mutual TLS with per-device certificates (CN = device id). */
+    tls: z.strictObject({
+      certFile: z.string().min(1),
+      keyFile: z.string().min(1),
+      /** CA that signed the device certificates. */
+      caFile: z.string().min(1).optional(),
+      clientCertRequired: z.boolean().default(false),
+    }).optional(),
     external: z.strictObject({
       url: z.string().regex(/^mqtts?:\/\/[^/]+$/, 'must look like mqtt://host:1883 or mqtts://host:8883'),
       clientId: z.string().min(1).max(23).optional(),
@@ -212,6 +220,7 @@ function checkCrossReferences(config: GatewayConfig): void {
       problems.push((error as Error).message);
     }
   }
+  if (config.mqtt.tls?.clientCertRequired && !config.mqtt.tls.caFile) problems.push('mqtt.tls.caFile: required with clientCertRequired (the CA that signs device certificates)');
   if (config.mqtt.mode === 'external') {
     const external = config.mqtt.external;
     if (!external) problems.push('mqtt.external: required when mqtt.mode is "external" (url, username, password)');
@@ -258,6 +267,12 @@ export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv } =
     ...config,
     dataDir: path.resolve(base, config.dataDir),
     devicesFile: path.resolve(base, config.devicesFile),
+    ...(config.mqtt.tls ? { mqtt: { ...config.mqtt, tls: {
+      ...config.mqtt.tls,
+      certFile: path.resolve(base, config.mqtt.tls.certFile),
+      keyFile: path.resolve(base, config.mqtt.tls.keyFile),
+      ...(config.mqtt.tls.caFile ? { caFile: path.resolve(base, config.mqtt.tls.caFile) } : {}),
+    } } } : {}),
     ...(config.mqtt.external ? { mqtt: { ...config.mqtt, external: {
       ...config.mqtt.external,
       ...(config.mqtt.external.passwordFile ? { passwordFile: path.resolve(base, config.mqtt.external.passwordFile) } : {}),

@@ -81,7 +81,12 @@ function sparkplugIntakeFor(config: Readonly<GatewayConfig>, parts: { registry: 
 async function startUsageSource(config: Readonly<GatewayConfig>, parts: { registry: DeviceRegistry; intake: Intake; rejections: RejectionLog; logger: Logger }): Promise<UsageSource> {
   if (config.mqtt.mode === 'embedded') {
     const sparkplug = sparkplugIntakeFor(config, parts);
-    const broker: MqttBroker = await startMqttBroker({ ...parts, host: config.mqtt.host, port: config.mqtt.port, connectionsMax: config.limits.devicesMax + 16, limits: config.mqtt, ...(sparkplug ? { sparkplug } : {}) });
+    const tls = config.mqtt.tls;
+    const tlsFiles = tls ? {
+      cert: await readFile(tls.certFile, 'utf8'), key: await readFile(tls.keyFile, 'utf8'),
+      ...(tls.caFile ? { ca: await readFile(tls.caFile, 'utf8') } : {}), clientCertRequired: tls.clientCertRequired,
+    } : undefined;
+    const broker: MqttBroker = await startMqttBroker({ ...parts, host: config.mqtt.host, port: config.mqtt.port, connectionsMax: config.limits.devicesMax + 16, limits: config.mqtt, ...(sparkplug ? { sparkplug } : {}), ...(tlsFiles ? { tls: tlsFiles } : {}) });
     return broker;
   }
   const external = config.mqtt.external!;

@@ -12,6 +12,7 @@
  */
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, TLSSocket } from 'node:tls';
 import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
 import type { Logger } from 'pino';
 import { rejectionTopic, usageTopic } from '../../protocol/usage-message.ts';
@@ -42,6 +43,16 @@ export interface MqttBrokerOptions {
   limits: BrokerLimits;
   /** Sparkplug B edge nodes, when mappings are configured. */
   sparkplug?: SparkplugIntake;
+  /** PEM material: serve MQTT over TLS; with `ca` and `clientCertRequired`, mutual TLS. */
+  tls?: { cert: string; key: string; ca?: string; clientCertRequired: boolean };
+}
+
+/** The device id a verified client certificate names (its subject CN), if any. */
+function certifiedDeviceId(client: Client): string | undefined {
+  const conn = (client as unknown as { conn?: TLSSocket }).conn;
+  if (!conn || !(conn instanceof TLSSocket) || !conn.authorized) return undefined;
+  const cn = conn.getPeerCertificate().subject?.CN;
+  return typeof cn === 'string' ? cn : undefined;
 }
 
 /** Per connection: a token bucket for the message rate and a count of messages in flight. */
@@ -103,6 +114,14 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
       if (!password || deviceId !== client.id) {
         refuse(client, '', 'auth_failed', 'client id and username must both be the device id, with a password');
         return done(authError('bad credentials', deviceId === client.id ? BAD_USERNAME_OR_PASSWORD : NOT_AUTHORIZED), false);
+      }
+      if (options.tls?.ca) {
+        // Mutual TLS: a certificate, when presented, must name this very device.
+        const certified = certifiedDeviceId(client);
+        if ((certified === undefined && options.tls.clientCertRequired) || (certified !== undefined && certified !== deviceId)) {
+          refuse(client, '', 'auth_failed', `client certificate names ${certified ?? 'nobody'}, not ${deviceId}`);
+          return done(authError('certificate does not match the device', NOT_AUTHORIZED), false);
+        }
       }
       registry.authenticate(deviceId, password.toString('utf8')).then((device) => {
         if (!device) {
@@ -198,7 +217,7 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
 
   const perIp = new Map<string, number>();
   // noDelay: an ack is a few bytes; Nagle plus delayed ACKs would add ~40 ms to every one.
-  const server: Server = createServer({ noDelay: true }, (socket: Socket) => {
+  const onConnection = (socket: Socket): void => {
     const ip = socket.remoteAddress ?? 'unknown';
     const open = (perIp.get(ip) ?? 0) + 1;
     if (open > limits.connectionsPerIpMax) {
@@ -216,10 +235,14 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
       rejections.add({ at: new Date().toISOString(), deviceId: '', topic: '', reason: 'payload_too_large', detail: `${error.message} from ${ip}; connection dropped` });
     });
     broker.handle(socket);
-  });
+  };
+  const server: Server = options.tls
+    ? createTlsServer({ cert: options.tls.cert, key: options.tls.key, ...(options.tls.ca ? { ca: options.tls.ca, requestCert: true, rejectUnauthorized: options.tls.clientCertRequired } : {}), noDelay: true }, onConnection)
+    : createServer({ noDelay: true }, onConnection);
   server.maxConnections = options.connectionsMax;
   server.listen(options.port, options.host);
   await once(server, 'listening');
+  if (options.tls) server.on('tlsClientError', (error: Error) => logger.debug({ err: error.message }, 'TLS handshake refused'));
   const port = (server.address() as AddressInfo).port;
   logger.info({ port, host: options.host }, 'MQTT broker listening');
 
