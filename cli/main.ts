@@ -4,6 +4,7 @@ import { benchCommand } from './bench-command.ts';
 import { demoCommand } from './demo-command.ts';
 import { deviceCommand } from './device-command.ts';
 import { gatewayCommand } from './gateway-command.ts';
+import { mosquittoConfigCommand } from './mosquitto-config-command.ts';
 import { simCommand } from './sim-command.ts';
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; summary: string }> = {
@@ -11,14 +12,15 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; summa
   gateway: { run: gatewayCommand, summary: 'run the edge gateway (MQTT intake, ledger, settlement, web page)' },
   sim: { run: simCommand, summary: 'run simulated machines against a gateway' },
   'bank-sandbox': { run: bankSandboxCommand, summary: 'run the local Open Banking VRP sandbox bank' },
-  device: { run: deviceCommand, summary: 'provision devices (add) into a devices file' },
+  device: { run: deviceCommand, summary: 'provision, rotate, revoke and list devices' },
+  'mosquitto-config': { run: mosquittoConfigCommand, summary: 'write the Mosquitto config and ACL for external broker mode' },
   bench: { run: benchCommand, summary: 'measure ingest throughput, latency and memory (writes bench-results.json)' },
 };
 
 export const USAGE = `Usage: meterbridge <command> [options]
 
 Commands:
-${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(14)}${c.summary}`).join('\n')}
+${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(18)}${c.summary}`).join('\n')}
 
 Run 'meterbridge <command> --help' for a command's options.
 `;
