@@ -17,7 +17,7 @@
 import { Level } from 'level';
 
 export type LedgerDb = Level<string, unknown>;
-export type LedgerOp = { type: 'put'; key: string; value: unknown; valueEncoding?: 'utf8' } | { type: 'del'; key: string };
+export type LedgerOp = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
 
 export async function openLedgerDb(dir: string): Promise<LedgerDb> {
   const db = new Level<string, unknown>(dir, { valueEncoding: 'json' });
@@ -26,8 +26,8 @@ export async function openLedgerDb(dir: string): Promise<LedgerDb> {
 }
 
 /** Every write that matters goes through here: atomic and fsynced before it resolves. */
-export async function writeDurably(db: LedgerDb, ops: LedgerOp[]): Promise<void> {
-  await db.batch(ops, { sync: true });
+export async function writeDurably(db: LedgerDb, ops: LedgerOp[], valueEncoding?: 'utf8'): Promise<void> {
+  await db.batch(ops, valueEncoding ? { sync: true, valueEncoding } : { sync: true });
 }
 
 const pad = (n: number, width: number): string => {
