@@ -66,6 +66,12 @@ interface UsageSource {
   ready?: Promise<void>;
   /** External mode: whether the bridge is connected right now. */
   brokerConnected?: () => boolean;
+  /** Sparkplug B sequence gaps, births and deaths, newest first. */
+  sparkplugEvents?: () => unknown[];
+}
+
+function brokerApi(broker: MqttBroker): UsageSource {
+  return { port: broker.port, connectedDevices: () => broker.connectedDevices(), close: () => broker.close() };
 }
 
 function sparkplugIntakeFor(config: Readonly<GatewayConfig>, parts: { registry: DeviceRegistry; intake: Intake; rejections: RejectionLog; logger: Logger }): SparkplugIntake | undefined {
@@ -87,7 +93,7 @@ async function startUsageSource(config: Readonly<GatewayConfig>, parts: { regist
       ...(tls.caFile ? { ca: await readFile(tls.caFile, 'utf8') } : {}), clientCertRequired: tls.clientCertRequired,
     } : undefined;
     const broker: MqttBroker = await startMqttBroker({ ...parts, host: config.mqtt.host, port: config.mqtt.port, connectionsMax: config.limits.devicesMax + 16, limits: config.mqtt, ...(sparkplug ? { sparkplug } : {}), ...(tlsFiles ? { tls: tlsFiles } : {}) });
-    return broker;
+    return sparkplug ? { ...brokerApi(broker), sparkplugEvents: () => sparkplug.recentEvents(20) } : broker;
   }
   const external = config.mqtt.external!;
   const bridge = startMqttBridge({
@@ -153,7 +159,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
     throw error;
   }
   const publicKeyHex = toHex(key.publicKey);
-  const snapshot = (): Promise<Snapshot> => takeSnapshot({ gatewayId: config.gatewayId, keyId: key.keyId, publicKeyHex, chainReport, registry, intake, journal, batches, rejections, connectedDevices: mqtt.connectedDevices });
+  const snapshot = (): Promise<Snapshot> => takeSnapshot({ gatewayId: config.gatewayId, keyId: key.keyId, publicKeyHex, chainReport, registry, intake, journal, batches, rejections, connectedDevices: mqtt.connectedDevices, sparkplugEvents: mqtt.sparkplugEvents ?? (() => []) });
   const metrics = createMetrics({ journal, intake, rejections, batches });
   const web = await startWebServer({
     host: config.http.host, port: config.http.port, dataDir: config.dataDir, sessionTtlMs: config.http.sessionTtlMs,

@@ -38,6 +38,7 @@ describe('Sparkplug B edge nodes', () => {
     await node.publishAsync('spBv1.0/plant/DDATA/edge-1/compressor-a', Buffer.from(encodePayload({ timestamp: t0 + 2_000, seq: 4, metrics: [{ alias: 1, timestamp: t0 + 2_000, value: { long: 5_600 } }] })), { qos: 1 });
     expect(rig.gateway.journal.head.index).toBe(2);
     const state = await rig.gateway.snapshot();
+    expect(JSON.stringify(state.sparkplugEvents)).toContain('birth');
     expect(state.rejections.some((r) => r.reason === 'sparkplug_not_billable' && r.detail.includes('alias 2')), JSON.stringify(state.rejections)).toBe(true);
   });
 

@@ -43,6 +43,7 @@ ${table(['payer', 'currency', 'carried'], s.carried.map((c) => [c.payer, c.curre
 ${table(['#', 'device', 'seq', 'meter', 'quantity', 'payer', 'amount', 'received'],
     s.records.map((r) => [r.index, r.deviceId, r.seq, r.meter, `${r.quantity} ${r.unit}`, r.payer, `${r.amount} ${r.currency}`, r.receivedAt]),
     'No usage recorded yet.')}
+${s.sparkplugEvents.length > 0 ? `<h2>Sparkplug B sequence</h2>\n${table(['event'], s.sparkplugEvents.map((e) => [JSON.stringify(e)]), '')}` : ''}
 <h2>Refused messages</h2>
 ${table(['when', 'device', 'topic', 'reason', 'field', 'detail'], s.rejections.map((r) => [r.at, r.deviceId, r.topic, r.reason, r.field ?? '', r.detail]), 'Nothing refused.')}
 ${s.rejectionsDropped > 0 ? `<p>${s.rejectionsDropped} older refusals no longer kept.</p>` : ''}

@@ -19,6 +19,8 @@ export interface Snapshot {
   rejections: Rejection[];
   rejectionsDropped: number;
   settled: Array<{ currency: string; amount: string }>;
+  /** Sparkplug B gaps, births and deaths (empty without Sparkplug mappings). */
+  sparkplugEvents: unknown[];
 }
 
 export interface SnapshotSources {
@@ -32,6 +34,7 @@ export interface SnapshotSources {
   batches: BatchBook;
   rejections: RejectionLog;
   connectedDevices: () => string[];
+  sparkplugEvents: () => unknown[];
 }
 
 export async function takeSnapshot(s: SnapshotSources, limit = 50): Promise<Snapshot> {
@@ -60,5 +63,6 @@ export async function takeSnapshot(s: SnapshotSources, limit = 50): Promise<Snap
     rejections: s.rejections.recent(limit),
     rejectionsDropped: s.rejections.dropped,
     settled: [...s.batches.settledMinorByCurrency()].map(([currency, minor]) => ({ currency, amount: formatMinor(minor, currency) })),
+    sparkplugEvents: s.sparkplugEvents(),
   };
 }
