@@ -32,6 +32,8 @@ export interface MqttBridgeOptions {
   logger: Logger;
   /** Trusted CA (PEM) for mqtts:// brokers with a private CA. */
   ca?: string;
+  /** Unacknowledged messages in hand at once; beyond it the socket stops reading (TCP backpressure). */
+  inflightMax?: number;
 }
 
 export interface MqttBridge {
@@ -95,6 +97,8 @@ export function startMqttBridge(options: MqttBridgeOptions): MqttBridge {
     s.on('error', (error: Error) => logger.warn({ err: error.message, url: redactUrl(target) }, 'broker connection error'));
     s.on('close', () => {
       connected = false;
+      inflight = 0;
+      paused = false;
       clearInterval(pingTimer);
       if (closing) return;
       logger.warn({ retryInMs: reconnectMs }, 'broker connection lost; unacknowledged usage stays in the broker session');
@@ -139,7 +143,25 @@ export function startMqttBridge(options: MqttBridgeOptions): MqttBridge {
     }
   }
 
+  const inflightMax = options.inflightMax ?? 2_000;
+  let inflight = 0;
+  let paused = false;
+
   function receive(packet: IPublishPacket, acks: AckSlot[], flushAcks: () => void): void {
+    // The broker may send far more than its in-flight setting suggests (a persistent session
+    // redelivers its whole queue): stop reading rather than queue more than the journal takes.
+    inflight += 1;
+    if (inflight >= inflightMax && !paused && socket) {
+      paused = true;
+      socket.pause();
+    }
+    const settled = (): void => {
+      inflight -= 1;
+      if (paused && inflight <= inflightMax / 2 && socket) {
+        paused = false;
+        socket.resume();
+      }
+    };
     const slot: AckSlot | undefined = packet.qos === 0 ? undefined : { packet: { cmd: packet.qos === 1 ? 'puback' : 'pubrec', messageId: packet.messageId! } as Packet, ready: false };
     if (slot) acks.push(slot);
     const done = (): void => {
@@ -147,7 +169,11 @@ export function startMqttBridge(options: MqttBridgeOptions): MqttBridge {
       slot.ready = true;
       flushAcks();
     };
-    handleUsage(packet).then(done, (error: unknown) => {
+    handleUsage(packet).then(() => {
+      settled();
+      done();
+    }, (error: unknown) => {
+      settled();
       // Not stored: no ack. Drop the connection so the broker redelivers from the session.
       logger.error({ err: (error as Error).message }, 'usage not stored; reconnecting without acknowledging');
       socket?.destroy();
