@@ -7,7 +7,8 @@
  *     figure is how fast records become durable in the ledger);
  *   - a bare aedes broker and a bare Mosquitto: the baselines.
  * Every server runs in its own child process, so its peak RSS (VmHWM) is its own; the
- * gateway runs bundled on plain node, as production does.
+ * gateway runs as an esbuild bundle on plain node, so the TypeScript loader's own memory
+ * is not counted.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -47,7 +48,7 @@ const GATEWAY_BROKER_USER = { username: 'bench-gateway', password: 'bench-gatewa
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const round2 = (x: number): number => Math.round(x * 100) / 100;
 
-/** Bundles a TypeScript entry into one ESM file, as `npm run build` does for production. */
+/** Bundles a TypeScript entry into one ESM file (esbuild), the way to run the gateway on a small device without the TypeScript loader. */
 export async function buildBundle(entry: string, outfile: string): Promise<void> {
   const { build } = await import('esbuild');
   await build({

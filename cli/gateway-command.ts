@@ -7,8 +7,9 @@ import { untilSignal } from './signals.ts';
 
 const HELP = `Usage: meterbridge gateway [--config FILE] [--reset-login]
 
-Runs the edge gateway: embedded MQTT broker for devices, hash-chained LevelDB ledger,
-scheduled batch settlement through the pay-by-bank API, and the operator web page.
+Runs the edge gateway: MQTT intake (its embedded broker, or a bridge to an external
+Mosquitto: mqtt.mode), GPIO pulse inputs and Sparkplug B, the hash-chained LevelDB
+ledger, scheduled batch settlement through the pay-by-bank API, and the operator page.
 
 Options:
   --config FILE    JSON config file (or MB_CONFIG); see README "Configuration"

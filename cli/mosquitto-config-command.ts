@@ -1,5 +1,5 @@
 /** `meterbridge mosquitto-config`: the Mosquitto config and ACL for external broker mode. */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { mosquittoAcl, mosquittoConf } from '../gateway/ingest/mosquitto-config.ts';
@@ -31,6 +31,7 @@ export async function mosquittoConfigCommand(argv: string[]): Promise<number> {
   const gatewayUsername = values['gateway-user'] ?? 'meterbridge-gateway';
   const port = Number(values.port ?? 1883);
   if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new RangeError(`--port: ${values.port} is not a TCP port`);
+  mkdirSync(path.join(dir, 'data'), { recursive: true });
   writeFileSync(path.join(dir, 'mosquitto.conf'), mosquittoConf({ host: values.host ?? '0.0.0.0', port, passwordFile: path.join(dir, 'passwd'), aclFile: path.join(dir, 'acl'), persistenceDir: path.join(dir, 'data'), gatewayUsername }));
   writeFileSync(path.join(dir, 'acl'), mosquittoAcl(gatewayUsername));
   process.stdout.write(`Wrote ${path.join(dir, 'mosquitto.conf')} and ${path.join(dir, 'acl')}.\n`);

@@ -8,10 +8,11 @@ import { untilSignal } from './signals.ts';
 const HELP = `Usage: meterbridge sim --devices FILE [--url mqtt://HOST:PORT] [--speed N] [--seed N] [--state-dir DIR]
 
 Runs simulated machines (CNC billed per cycle, truck per metre, container yard per
-slot-second) that publish usage v1 over MQTT with QoS 1 and their own credentials.
+slot-second, compressor reporting an energy counter in Wh) that publish usage v1 over
+MQTT with QoS 1 and their own credentials.
 
 Options:
-  --devices FILE   JSON list of { id, password, kind: cnc|truck|yard } (or MB_SIM_DEVICES)
+  --devices FILE   JSON list of { id, password, kind: cnc|truck|yard|compressor } (or MB_SIM_DEVICES)
   --url URL        gateway broker (default mqtt://127.0.0.1:1883, or MB_SIM_URL)
   --speed N        report N times as often (default 1)
   --seed N         random seed, to replay a run

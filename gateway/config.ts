@@ -49,7 +49,7 @@ const payer = z.strictObject({
 export const configSchema = z.strictObject({
   gatewayId: id.default('gateway-1'),
   dataDir: z.string().min(1).default('./data'),
-  /** Device provisioning file; relative paths are resolved against dataDir's parent (the working directory). */
+  /** Device provisioning file; in a config file, relative paths are resolved against the file's folder. */
   devicesFile: z.string().min(1).default('./devices.json'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   mqtt: z.strictObject({
@@ -224,7 +224,9 @@ function checkCrossReferences(config: GatewayConfig): void {
   if (config.mqtt.mode === 'external') {
     const external = config.mqtt.external;
     if (!external) problems.push('mqtt.external: required when mqtt.mode is "external" (url, username, password)');
-    else if (!external.password && !external.passwordFile) problems.push('mqtt.external.password: set MB_MQTT_PASSWORD or mqtt.external.passwordFile (no default credentials)');
+    if (config.mqtt.tls) problems.push('mqtt.tls: applies to the embedded broker only; in external mode configure TLS in the broker and use an mqtts:// url');
+    if (config.sparkplug.mappings.length > 0) problems.push('sparkplug.mappings: Sparkplug B is read by the embedded broker only (external mode does not subscribe to spBv1.0)');
+    if (external && !external.password && !external.passwordFile) problems.push('mqtt.external.password: set MB_MQTT_PASSWORD or mqtt.external.passwordFile (no default credentials)');
   }
   const billed = new Set<string>();
   config.sparkplug.mappings.forEach((mapping, i) => {
@@ -267,17 +269,20 @@ export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv } =
     ...config,
     dataDir: path.resolve(base, config.dataDir),
     devicesFile: path.resolve(base, config.devicesFile),
-    ...(config.mqtt.tls ? { mqtt: { ...config.mqtt, tls: {
-      ...config.mqtt.tls,
-      certFile: path.resolve(base, config.mqtt.tls.certFile),
-      keyFile: path.resolve(base, config.mqtt.tls.keyFile),
-      ...(config.mqtt.tls.caFile ? { caFile: path.resolve(base, config.mqtt.tls.caFile) } : {}),
-    } } } : {}),
-    ...(config.mqtt.external ? { mqtt: { ...config.mqtt, external: {
-      ...config.mqtt.external,
-      ...(config.mqtt.external.passwordFile ? { passwordFile: path.resolve(base, config.mqtt.external.passwordFile) } : {}),
-      ...(config.mqtt.external.caFile ? { caFile: path.resolve(base, config.mqtt.external.caFile) } : {}),
-    } } } : {}),
+    mqtt: {
+      ...config.mqtt,
+      ...(config.mqtt.tls ? { tls: {
+        ...config.mqtt.tls,
+        certFile: path.resolve(base, config.mqtt.tls.certFile),
+        keyFile: path.resolve(base, config.mqtt.tls.keyFile),
+        ...(config.mqtt.tls.caFile ? { caFile: path.resolve(base, config.mqtt.tls.caFile) } : {}),
+      } } : {}),
+      ...(config.mqtt.external ? { external: {
+        ...config.mqtt.external,
+        ...(config.mqtt.external.passwordFile ? { passwordFile: path.resolve(base, config.mqtt.external.passwordFile) } : {}),
+        ...(config.mqtt.external.caFile ? { caFile: path.resolve(base, config.mqtt.external.caFile) } : {}),
+      } } : {}),
+    },
     settlement: {
       ...config.settlement,
       bank: { ...config.settlement.bank, ...(config.settlement.bank.tokenFile ? { tokenFile: path.resolve(base, config.settlement.bank.tokenFile) } : {}) },

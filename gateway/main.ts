@@ -129,7 +129,9 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
 
   const db = await openLedgerDb(`${config.dataDir}/ledger`);
   const gaps = new SequenceGaps();
-  const chainReport = await verifyChain(db, key, (record) => gaps.see(record.deviceId, record.seq));
+  const chainReport = await verifyChain(db, key, (record) => {
+    if (record.kind !== 'counter') gaps.see(record.deviceId, record.seq);
+  });
   if (chainReport.ok) logger.info({ records: chainReport.records, durationMs: chainReport.durationMs }, 'ledger chain verified');
   else logger.error({ problems: chainReport.problems }, 'ledger chain is broken: settlement is stopped until an operator resolves it');
 
@@ -141,6 +143,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
   });
   const rejections = new RejectionLog(config.limits.rejectionsKept);
   const storage = new StorageGuard(config.dataDir, config.limits.diskFreeBytesMin);
+  await storage.check().catch((error: unknown) => logger.error({ err: (error as Error).message }, 'data disk below its floor: usage will be refused'));
   const intake = new Intake(journal, config, rejections, { limits: config.limits, clock, gaps, storage });
   const batches = await BatchBook.open(db, journal, { gatewayId: config.gatewayId, key, clock, logger: logger.child({ module: 'batches' }) });
   const client = new VrpClient({ baseUrl: config.settlement.bank.url, accessToken: await readBankToken(config), timeoutMs: config.settlement.bank.timeoutMs });

@@ -59,8 +59,9 @@ for (const mode of MODES) {
     it('records a repeated (device, seq) with the same content once', async () => {
       rig = await startTestRig({ mode });
       const client = await rig.connect('cnc-1');
-      await publish(client, 'cnc-1', event('cnc-1', 7));
-      await publish(client, 'cnc-1', event('cnc-1', 7).replace(/"time":"[^"]+"/, (m) => m)); // same bytes
+      const message = event('cnc-1', 7);
+      await publish(client, 'cnc-1', message);
+      await publish(client, 'cnc-1', message); // the same bytes again
       await until(() => rig!.gateway.journal.head.index, (n) => n === 1, 'one record');
       await sleep(200);
       expect(rig.gateway.journal.head.index).toBe(1);
@@ -109,8 +110,9 @@ for (const mode of MODES) {
         ['baseline', '0'], ['delta', '500'], ['delta', '600'], ['reset', '40'], ['delta', '4294967250'], ['wrap', '16'],
       ]);
       expect(records.reduce((sum, r) => sum + BigInt(r.amountNano), 0n)).toBe((500n + 600n + 40n + 4294967250n + 16n) * 250_000n);
+      // A lost counter reading is not a gap to chase: its usage is in the next delta.
       const device = (await rig.gateway.snapshot()).devices.find((d) => d.id === 'compressor-1')!;
-      expect(device.gaps).toEqual([{ from: 3, to: 3 }]);
+      expect(device.gaps).toEqual([]);
     });
 
     it('refuses a stale counter reading that arrives after a later one', async () => {

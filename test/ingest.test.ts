@@ -84,8 +84,9 @@ describe('intake', () => {
 
   it('records a repeated (device, seq) with the same content once and acknowledges both', async () => {
     const client = await rig.connect('cnc-1');
-    await publish(client, usageTopic('cnc-1'), usagePayload('cnc-1', 7));
-    await publish(client, usageTopic('cnc-1'), usagePayload('cnc-1', 7));
+    const message = usagePayload('cnc-1', 7);
+    await publish(client, usageTopic('cnc-1'), message);
+    await publish(client, usageTopic('cnc-1'), message);
     expect(rig.gateway.journal.head.index).toBe(1);
     expect(await metric(rig, 'meterbridge_duplicate_messages_total')).toBe(1);
   });

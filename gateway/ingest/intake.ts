@@ -103,7 +103,8 @@ export class Intake {
         this.#accepted += 1;
         activity.accepted += 1;
         activity.lastSeq = message.seq;
-        this.gaps.see(device.id, message.seq);
+        // Gaps matter for events; a lost counter reading merges into the next delta.
+        if (message.kind !== 'counter') this.gaps.see(device.id, message.seq);
         return result;
       case 'duplicate':
         this.#duplicates += 1;

@@ -52,6 +52,15 @@ interface AckSlot {
   ready: boolean;
 }
 
+interface Connection {
+  socket: Socket;
+  /** Acks leave in arrival order (MQTT-4.6.0-2): a slot per QoS 1/2 PUBLISH, flushed from the front. */
+  acks: AckSlot[];
+  inflight: number;
+  paused: boolean;
+  flushAcks: () => void;
+}
+
 /** Connects in the background and keeps reconnecting; see {@link MqttBridge.ready}. */
 export function startMqttBridge(options: MqttBridgeOptions): MqttBridge {
   const { logger } = options;
@@ -81,12 +90,18 @@ export function startMqttBridge(options: MqttBridgeOptions): MqttBridge {
     s.setNoDelay(true);
     socket = s;
     const parser = mqttPacket.parser({ protocolVersion: 4 });
-    // Acks leave in arrival order: a slot per QoS 1/2 PUBLISH, flushed from the front.
-    const acks: AckSlot[] = [];
-    const flushAcks = (): void => {
-      while (acks.length > 0 && acks[0]!.ready) send(acks.shift()!.packet);
+    // Everything about one connection lives here: a result that arrives after a reconnect
+    // must not ack on (or drop) the new connection.
+    const connection: Connection = {
+      socket: s,
+      acks: [],
+      inflight: 0,
+      paused: false,
+      flushAcks: () => {
+        while (connection.acks.length > 0 && connection.acks[0]!.ready && !s.destroyed) s.write(mqttPacket.generate(connection.acks.shift()!.packet));
+      },
     };
-    parser.on('packet', (packet: Packet) => onPacket(packet, acks, flushAcks));
+    parser.on('packet', (packet: Packet) => onPacket(packet, connection));
     parser.on('error', (error: Error) => {
       logger.error({ err: error.message }, 'broker sent a malformed packet; reconnecting');
       s.destroy();
@@ -97,8 +112,6 @@ export function startMqttBridge(options: MqttBridgeOptions): MqttBridge {
     s.on('error', (error: Error) => logger.warn({ err: error.message, url: redactUrl(target) }, 'broker connection error'));
     s.on('close', () => {
       connected = false;
-      inflight = 0;
-      paused = false;
       clearInterval(pingTimer);
       if (closing) return;
       logger.warn({ retryInMs: reconnectMs }, 'broker connection lost; unacknowledged usage stays in the broker session');
@@ -107,7 +120,7 @@ export function startMqttBridge(options: MqttBridgeOptions): MqttBridge {
     });
   }
 
-  function onPacket(packet: Packet, acks: AckSlot[], flushAcks: () => void): void {
+  function onPacket(packet: Packet, connection: Connection): void {
     switch (packet.cmd) {
       case 'connack':
         if (packet.returnCode !== 0) {
@@ -132,7 +145,7 @@ export function startMqttBridge(options: MqttBridgeOptions): MqttBridge {
         firstConnect = undefined;
         return;
       case 'publish':
-        receive(packet, acks, flushAcks);
+        receive(packet, connection);
         return;
       case 'pubrel':
         // QoS 2, second half: the message was made durable before PUBREC went out.
@@ -144,39 +157,34 @@ export function startMqttBridge(options: MqttBridgeOptions): MqttBridge {
   }
 
   const inflightMax = options.inflightMax ?? 2_000;
-  let inflight = 0;
-  let paused = false;
 
-  function receive(packet: IPublishPacket, acks: AckSlot[], flushAcks: () => void): void {
+  function receive(packet: IPublishPacket, connection: Connection): void {
     // The broker may send far more than its in-flight setting suggests (a persistent session
     // redelivers its whole queue): stop reading rather than queue more than the journal takes.
-    inflight += 1;
-    if (inflight >= inflightMax && !paused && socket) {
-      paused = true;
-      socket.pause();
+    connection.inflight += 1;
+    if (connection.inflight >= inflightMax && !connection.paused) {
+      connection.paused = true;
+      connection.socket.pause();
     }
-    const settled = (): void => {
-      inflight -= 1;
-      if (paused && inflight <= inflightMax / 2 && socket) {
-        paused = false;
-        socket.resume();
-      }
-    };
     const slot: AckSlot | undefined = packet.qos === 0 ? undefined : { packet: { cmd: packet.qos === 1 ? 'puback' : 'pubrec', messageId: packet.messageId! } as Packet, ready: false };
-    if (slot) acks.push(slot);
-    const done = (): void => {
-      if (!slot) return;
-      slot.ready = true;
-      flushAcks();
+    if (slot) connection.acks.push(slot);
+    const settled = (): void => {
+      connection.inflight -= 1;
+      if (connection.paused && connection.inflight <= inflightMax / 2) {
+        connection.paused = false;
+        connection.socket.resume();
+      }
     };
     handleUsage(packet).then(() => {
       settled();
-      done();
+      if (!slot) return;
+      slot.ready = true;
+      connection.flushAcks();
     }, (error: unknown) => {
       settled();
-      // Not stored: no ack. Drop the connection so the broker redelivers from the session.
+      // Not stored: no ack. Drop this connection so the broker redelivers from the session.
       logger.error({ err: (error as Error).message }, 'usage not stored; reconnecting without acknowledging');
-      socket?.destroy();
+      connection.socket.destroy();
     });
   }
 

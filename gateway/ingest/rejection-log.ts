@@ -70,6 +70,11 @@ export class RejectionLog {
     for (const listener of this.#listeners) listener(rejection);
   }
 
+  /** Counts a refusal without keeping it: for high-volume, low-value ones (unmapped Sparkplug metrics). */
+  count(reason: RejectReason): void {
+    this.#byReason.set(reason, (this.#byReason.get(reason) ?? 0) + 1);
+  }
+
   onRejection(listener: (rejection: Rejection) => void): void {
     this.#listeners.push(listener);
   }

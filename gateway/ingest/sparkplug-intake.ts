@@ -65,6 +65,11 @@ export class SparkplugIntake {
     }
     const { readings, refusals } = mapSparkplugMessage(parsed.topic, decoded.payload, this.#mappings, { aliases: this.#aliases });
     for (const refusal of refusals) {
+      // Edge nodes publish many metrics nobody bills (temperatures…): count those, keep the rest.
+      if (refusal.reason === 'no_mapping') {
+        this.#rejections.count('sparkplug_not_billable');
+        continue;
+      }
       this.#refuse(node.id, topic, 'sparkplug_not_billable', `${refusal.reason}${refusal.metric ? ` (${refusal.metric})` : ''}: ${refusal.detail}`);
     }
     for (const reading of readings) {

@@ -313,6 +313,9 @@ export function applyReading(previous: CounterState | undefined, draft: RecordDr
   const { counter, counter: { reading, epoch } = { reading: '0', epoch: '' }, ...rest } = draft;
   if (!counter) throw new Error('applyReading needs a counter draft'); // a bug, not an input
   const base = { ...rest, kind: 'counter' as const, reading, epoch };
+  if (counter.wrapAt && BigInt(reading) >= BigInt(counter.wrapAt)) {
+    return { status: 'refused', reason: 'counter_decreased', detail: `reading ${reading} is not below the meter's wrap point ${counter.wrapAt}` };
+  }
   let delta: bigint;
   let extra: Partial<UsageRecord>;
   if (!previous) {
@@ -326,7 +329,9 @@ export function applyReading(previous: CounterState | undefined, draft: RecordDr
   } else if (BigInt(reading) >= BigInt(previous.reading)) {
     delta = BigInt(reading) - BigInt(previous.reading);
     extra = { counterEvent: 'delta', prevReading: previous.reading };
-  } else if (counter.wrapAt && BigInt(previous.reading) < BigInt(counter.wrapAt)) {
+  } else if (counter.wrapAt && BigInt(reading) < BigInt(counter.wrapAt) / 2n && BigInt(previous.reading) >= BigInt(counter.wrapAt) / 2n && BigInt(previous.reading) < BigInt(counter.wrapAt)) {
+    // A wrap only from the upper half to the lower half of the register: a register that
+    // restarted from 0 without a new epoch must not be billed as almost a full turn.
     delta = BigInt(counter.wrapAt) - BigInt(previous.reading) + BigInt(reading);
     extra = { counterEvent: 'wrap', prevReading: previous.reading };
   } else {

@@ -50,7 +50,8 @@ export function priceUsage(message: UsageMessage, device: DeviceEntry, config: P
     unitPrice: tariff.unitPrice,
     currency: tariff.currency,
     messageHash: messageHash(message),
-    ...(message.sig ? { deviceSig: message.sig } : {}),
+    // Stored only when it was verified against the device's registered key.
+    ...(message.sig && device.publicKey ? { deviceSig: message.sig } : {}),
   };
   if (message.kind === 'counter') {
     // The delta depends on the previous accepted reading, which only the journal knows

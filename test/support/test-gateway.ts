@@ -140,7 +140,8 @@ export function usagePayload(deviceId: string, seq: number, overrides: Record<st
   const device = TEST_DEVICES.find((d) => d.id === deviceId);
   const meter = device?.meter ?? 'cycles';
   const unit = ({ cycles: 'cycle', distance: 'm', 'slot-time': 'slot-s', energy: 'wh' } as Record<string, string>)[meter] ?? 'cycle';
-  return JSON.stringify({ v: 1, deviceId, seq, meter, quantity: '1', unit, time: '2026-11-27T12:00:00.000Z', ...overrides });
+  // Now, not a fixed date: usage older than limits.usageAgeMaxMs is refused as a replay.
+  return JSON.stringify({ v: 1, deviceId, seq, meter, quantity: '1', unit, time: new Date().toISOString(), ...overrides });
 }
 
 /** Publishes `count` usage messages from a device (QoS 1) and waits for every ack. */
