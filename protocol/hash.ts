@@ -21,6 +21,22 @@ export function sha256(...parts: Uint8Array[]): Uint8Array {
   return hash.digest();
 }
 
+const utf8 = new TextEncoder();
+
+/**
+ * SHA-256 (hex) of `prefixHex` as bytes followed by `text` as UTF-8: the shape of every
+ * chain and message hash. On Node it never materialises the intermediate byte arrays.
+ */
+export function sha256HexOf(prefixHex: string | undefined, text: string): string {
+  if (nodeCrypto) {
+    const hash = nodeCrypto.createHash('sha256');
+    if (prefixHex !== undefined) hash.update(prefixHex, 'hex');
+    return hash.update(text, 'utf8').digest('hex');
+  }
+  const bytes = utf8.encode(text);
+  return toHex(prefixHex === undefined ? sha256(bytes) : sha256(fromHex(prefixHex, 'prefix'), bytes));
+}
+
 export function toHex(bytes: Uint8Array): string {
   return bytesToHex(bytes);
 }

@@ -3,8 +3,8 @@
  * record, hash-chained to the one before it, and the signed batch that settles it.
  * These are the objects a payer checks in a receipt (docs/protocol.md).
  */
-import { canonicalBytes } from './canonical-json.ts';
-import { fromHex, sha256, toHex } from './hash.ts';
+import { canonicalBytes, canonicalJson } from './canonical-json.ts';
+import { fromHex, sha256, sha256HexOf, toHex } from './hash.ts';
 import type { Signature } from './signing.ts';
 import type { UsageMessage } from './usage-message.ts';
 
@@ -49,15 +49,15 @@ export function chainHash(prevHashHex: string, record: UsageRecord): string {
   return toHex(sha256(fromHex(prevHashHex, 'prevHash', 32), canonicalBytes(record)));
 }
 
-const utf8 = new TextEncoder();
 
 /** {@link chainHash} for a caller that already holds the record's canonical JSON text. */
 export function chainHashOfCanonical(prevHashHex: string, canonicalRecord: string): string {
-  return toHex(sha256(fromHex(prevHashHex, 'prevHash', 32), utf8.encode(canonicalRecord)));
+  // prevHash comes from our own chain (64 hex digits); the checked path is chainHash.
+  return sha256HexOf(prevHashHex, canonicalRecord);
 }
 
 export function messageHash(message: UsageMessage): string {
-  return toHex(sha256(canonicalBytes(message)));
+  return sha256HexOf(undefined, canonicalJson(message));
 }
 
 /** The signed head of a batch: one payer, one currency, one payment. */

@@ -213,7 +213,12 @@ export class Journal {
         this.#pendingCounters.set(counterKey, { state, groupNo });
         ops.push({ type: 'put', key: counterKey, value: JSON.stringify(state) });
       }
-      const record: UsageRecord = { ...priced, v: 1, index: head.index + 1, gatewayId: this.#options.gatewayId, receivedAt };
+      // The draft is ours alone (made by priceUsage for this append): complete it in place
+      // rather than copy a 17-field object per record.
+      const record = priced as UsageRecord;
+      record.index = head.index + 1;
+      record.gatewayId = this.#options.gatewayId;
+      record.receivedAt = receivedAt;
       const canonical = canonicalJson(record);
       const hash = chainHashOfCanonical(head.hash, canonical);
       // The entry is stored as JSON text built around the canonical record we just hashed,

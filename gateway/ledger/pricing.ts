@@ -3,7 +3,7 @@
  * quantity × unitPrice is exact in nano units (prices carry at most 9 decimals), so no
  * rounding happens here; it happens once, at settlement.
  */
-import { formatDecimal, parsePriceNano } from '../../protocol/money.ts';
+import { parsePriceNano } from '../../protocol/money.ts';
 import type { UsageMessage } from '../../protocol/usage-message.ts';
 import { messageHash } from '../../protocol/usage-record.ts';
 import type { GatewayConfig } from '../config.ts';
@@ -38,26 +38,31 @@ export function priceUsage(message: UsageMessage, device: DeviceEntry, config: P
   if (message.unit !== meter.unit) {
     return { ok: false, reason: 'unit_mismatch', field: 'unit', detail: `meter ${message.meter} counts in ${meter.unit}, not ${message.unit}` };
   }
-  const common = {
-    v: 1 as const,
+  // One object literal, no spreads: this runs for every message.
+  const draft: RecordDraft = {
+    v: 1,
     deviceId: message.deviceId,
     seq: message.seq,
     meter: message.meter,
+    quantity: '0',
     unit: message.unit,
     deviceTime: message.time,
     payer: device.payer,
     tariff: `${message.meter}@${tariff.version}`,
     unitPrice: tariff.unitPrice,
     currency: tariff.currency,
+    amountNano: '0',
     messageHash: messageHash(message),
-    // Stored only when it was verified against the device's registered key.
-    ...(message.sig && device.publicKey ? { deviceSig: message.sig } : {}),
   };
+  // Stored only when it was verified against the device's registered key.
+  if (message.sig && device.publicKey) draft.deviceSig = message.sig;
   if (message.kind === 'counter') {
     // The delta depends on the previous accepted reading, which only the journal knows
     // (in order, durably): it prices the record when it takes its place.
-    return { ok: true, draft: { ...common, quantity: '0', amountNano: '0', counter: { reading: message.reading, epoch: message.epoch, ...(meter.counterWrapAt ? { wrapAt: meter.counterWrapAt } : {}) } } };
+    draft.counter = meter.counterWrapAt ? { reading: message.reading, epoch: message.epoch, wrapAt: meter.counterWrapAt } : { reading: message.reading, epoch: message.epoch };
+    return { ok: true, draft };
   }
-  const amountNano = BigInt(message.quantity) * priceNanoOf(tariff.unitPrice, message.meter);
-  return { ok: true, draft: { ...common, quantity: message.quantity, amountNano: formatDecimal(amountNano, 0) } };
+  draft.quantity = message.quantity;
+  draft.amountNano = (BigInt(message.quantity) * priceNanoOf(tariff.unitPrice, message.meter)).toString();
+  return { ok: true, draft };
 }
