@@ -19,6 +19,11 @@ Options:
   --rate R       offered records/s for the latency run (default 10000; 0 skips it)
   --out FILE     results file (default ./bench-results.json)
   -h, --help     show this help
+
+Environment:
+  MB_BENCH_NODE_FLAGS  node flags for the gateway child, e.g. '--max-old-space-size=64
+                       --max-semi-space-size=4' to measure a memory-capped gateway
+  MB_BENCH_PROFILE     a folder: write a CPU profile of the gateway child there
 `;
 
 function positiveInt(text: string | undefined, fallback: number, name: string, allowZero = false): number {
