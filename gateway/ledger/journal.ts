@@ -8,7 +8,7 @@ import { ZERO_HASH_HEX } from '../../protocol/hash.ts';
 import { signPayload, type SigningKey } from '../../protocol/signing.ts';
 import { priceNanoOf } from './pricing.ts';
 import { chainHashOfCanonical, type Checkpoint, type SignedCheckpoint, type UsageRecord } from '../../protocol/usage-record.ts';
-import { keys, writeDurably, type LedgerDb, type LedgerOp } from './ledger-db.ts';
+import { keys, writeDurably, writeStringsDurably, type LedgerDb } from './ledger-db.ts';
 
 /** A priced record before the journal gives it a place. */
 /** A priced record before the journal gives it a place; counter drafts get their quantity here too. */
@@ -64,7 +64,7 @@ export interface JournalOptions {
 interface PreparedGroup {
   groupNo: number;
   generation: number;
-  ops: LedgerOp[];
+  ops: Array<{ type: 'put'; key: string; value: string }>;
   results: AppendResult[];
   head: ChainHead;
   checkpoint?: SignedCheckpoint;
@@ -188,7 +188,7 @@ export class Journal {
     const [stored, storedCounters] = await Promise.all([this.#db.getMany(dedupKeys), counterKeys.length > 0 ? this.#db.getMany(counterKeys) : []]);
     const counterStates = new Map<string, CounterState | undefined>(counterKeys.map((key, i) => [key, storedCounters[i] as CounterState | undefined]));
     const groupNo = ++this.#preparedGroupNo;
-    const ops: LedgerOp[] = [];
+    const ops: PreparedGroup['ops'] = [];
     const results: AppendResult[] = [];
     const base = this.#tip;
     let head = base;
@@ -245,8 +245,8 @@ export class Journal {
     try {
       if (prepared.ops.length > 0) {
         if (this.#options.beforeWrite) await this.#options.beforeWrite();
-        // Every value is JSON text already: one encoding for the whole batch is half the per-op cost.
-        await writeDurably(this.#db, prepared.ops, 'utf8');
+        // Every value is JSON text already (see writeStringsDurably).
+        await writeStringsDurably(this.#db, prepared.ops);
         // Only a durable write moves the head.
         this.#head = prepared.head;
         if (prepared.checkpoint) this.#latestCheckpoint = prepared.checkpoint;

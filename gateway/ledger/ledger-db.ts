@@ -26,8 +26,27 @@ export async function openLedgerDb(dir: string): Promise<LedgerDb> {
 }
 
 /** Every write that matters goes through here: atomic and fsynced before it resolves. */
-export async function writeDurably(db: LedgerDb, ops: LedgerOp[], valueEncoding?: 'utf8'): Promise<void> {
-  await db.batch(ops, valueEncoding ? { sync: true, valueEncoding } : { sync: true });
+export async function writeDurably(db: LedgerDb, ops: LedgerOp[]): Promise<void> {
+  await db.batch(ops, { sync: true });
+}
+
+type StringOp = { type: 'put'; key: string; value: string };
+type ImplementationBatch = { _batch?: (ops: StringOp[], options: { sync: boolean }) => Promise<void> };
+
+/**
+ * The journal's hot write: every key and value is already a UTF-8 string (values JSON
+ * text). abstract-level's public batch() spends ~7 µs per operation on hooks, events and
+ * encodings we do not use; its implementation method `_batch` (abstract-level's API for
+ * storage implementations; classic-level hands strings straight to LevelDB) does the same
+ * fsynced write at about half the cost. Falls back to the public batch when unavailable.
+ */
+export async function writeStringsDurably(db: LedgerDb, ops: StringOp[]): Promise<void> {
+  const implementation = db as unknown as ImplementationBatch;
+  if (db.status === 'open' && typeof implementation._batch === 'function') {
+    await implementation._batch.call(db, ops, { sync: true });
+    return;
+  }
+  await db.batch(ops, { sync: true, valueEncoding: 'utf8' });
 }
 
 const pad = (n: number, width: number): string => {
