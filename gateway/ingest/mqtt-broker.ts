@@ -173,25 +173,26 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
     broker.publish({ cmd: 'publish', topic: rejectionTopic(client.id), payload: Buffer.from(JSON.stringify(body)), qos: 1, retain: false, dup: false }, () => {});
   };
 
-  /** Backpressure first: a fast device sees slower acks; only a flood is refused. */
-  async function takeToken(client: Client, session: DeviceSession, topic: string): Promise<void> {
+  /** Backpressure first: a fast device sees slower acks; only a flood is refused. Undefined when no wait is needed (the usual case: no promise allocated). */
+  function takeToken(client: Client, session: DeviceSession, topic: string): Promise<void> | undefined {
     const nowMs = Date.now();
     session.tokens = Math.min(limits.deviceRatePerSMax, session.tokens + ((nowMs - session.refilledAtMs) / 1000) * limits.deviceRatePerSMax);
     session.refilledAtMs = nowMs;
     session.tokens -= 1;
-    if (session.tokens >= 0) return;
+    if (session.tokens >= 0) return undefined;
     const waitMs = (-session.tokens / limits.deviceRatePerSMax) * 1000;
     if (waitMs > RATE_WAIT_MS_MAX) {
       session.tokens += 1;
       refuse(client, topic, 'rate_limited', `more than ${limits.deviceRatePerSMax} messages/s; not acknowledged, send again later`);
-      throw new RateLimitedError(`device ${session.device.id} is over its rate`);
+      return Promise.reject(new RateLimitedError(`device ${session.device.id} is over its rate`));
     }
-    await new Promise((resolve) => setTimeout(resolve, waitMs));
+    return new Promise((resolve) => setTimeout(resolve, waitMs));
   }
 
   async function receiveUsage(client: Client, session: DeviceSession, packet: PublishPacket): Promise<void> {
     const { device } = session;
-    await takeToken(client, session, packet.topic);
+    const wait = takeToken(client, session, packet.topic);
+    if (wait) await wait;
     if (packet.qos === 0) {
       refuse(client, packet.topic, 'qos_not_supported', 'usage must be published with QoS 1 or 2: QoS 0 cannot be acknowledged');
       notify(client, { reason: 'qos_not_supported', detail: 'publish usage with QoS 1' });
