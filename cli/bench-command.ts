@@ -64,7 +64,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     gateway_to_bare_ratio: max.gateway_embedded && max.bare_aedes ? Math.round((max.gateway_embedded.recordsPerS / max.bare_aedes.recordsPerS) * 1000) / 1000 : undefined,
     p50_ms: max.gateway_embedded?.p50Ms, p99_ms: max.gateway_embedded?.p99Ms, rss_mb: max.gateway_embedded?.rssMb,
     mosquitto_mode_records_per_s: max.gateway_mosquitto?.recordsPerS, mosquitto_mode_rss_mb: max.gateway_mosquitto?.rssMb,
-    bare_mosquitto_per_s: max.bare_mosquitto?.recordsPerS, bare_rss_mb: max.bare_aedes?.rssMb,
+    bare_mosquitto_per_s: max.bare_mosquitto?.recordsPerS, bare_rss_mb: max.bare_aedes?.rssMb, bare_p50_ms: max.bare_aedes?.p50Ms, bare_p99_ms: max.bare_aedes?.p99Ms,
     bench_messages: options.messages, bench_devices: options.devices, bench_inflight: options.inflight,
   };
   log(`gateway / bare aedes throughput: ${String(figures.gateway_to_bare_ratio)}`);
