@@ -129,8 +129,10 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
 
   const db = await openLedgerDb(`${config.dataDir}/ledger`);
   const gaps = new SequenceGaps();
+  const highestSeqByDevice = new Map<string, number>();
   const chainReport = await verifyChain(db, key, (record) => {
     if (record.kind !== 'counter') gaps.see(record.deviceId, record.seq);
+    if (record.seq > (highestSeqByDevice.get(record.deviceId) ?? 0)) highestSeqByDevice.set(record.deviceId, record.seq);
   });
   if (chainReport.ok) logger.info({ records: chainReport.records, durationMs: chainReport.durationMs }, 'ledger chain verified');
   else logger.error({ problems: chainReport.problems }, 'ledger chain is broken: settlement is stopped until an operator resolves it');
@@ -140,6 +142,8 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
     queueMax: config.limits.intakeQueueMax, batchMax: config.limits.intakeBatchMax,
     checkpointEveryRecords: config.ledger.checkpointEveryRecords, checkpointIntervalMs: config.ledger.checkpointIntervalMs,
     ...(options.beforeJournalWrite ? { beforeWrite: options.beforeJournalWrite } : {}),
+    // Only a complete, verified scan may spare dedup reads; after damage every append reads.
+    ...(chainReport.ok ? { highestSeqByDevice } : {}),
   });
   const rejections = new RejectionLog(config.limits.rejectionsKept);
   const storage = new StorageGuard(config.dataDir, config.limits.diskFreeBytesMin);

@@ -57,6 +57,22 @@ describe('Journal', () => {
     expect(journal.head.index).toBe(1);
   });
 
+  it('still finds every repeat when it skips dedup reads above each device\'s highest seq', async () => {
+    const highestSeqByDevice = new Map<string, number>();
+    const journal = await Journal.open(db, options({ highestSeqByDevice }));
+    await Promise.all([5, 7, 6].map((seq) => journal.append(draft('cnc-1', seq))));
+    expect(highestSeqByDevice.get('cnc-1')).toBe(7);
+    // Below the highest (out of order, or repeats) the journal reads, in one group or across groups.
+    const results = await Promise.all([journal.append(draft('cnc-1', 6)), journal.append(draft('cnc-1', 3)), journal.append(draft('cnc-1', 3)), journal.append(draft('cnc-1', 8))]);
+    expect(results.map((r) => r.status)).toEqual(['duplicate', 'accepted', 'duplicate', 'accepted']);
+    // A reopened journal given the scan's highest seqs sees the old records as repeats.
+    const scanned = new Map<string, number>();
+    await verifyChain(db, key, (record) => scanned.set(record.deviceId, Math.max(scanned.get(record.deviceId) ?? 0, record.seq)));
+    const reopened = await Journal.open(db, options({ highestSeqByDevice: scanned }));
+    expect((await reopened.append(draft('cnc-1', 8))).status).toBe('duplicate');
+    expect((await reopened.append(draft('cnc-1', 9))).status).toBe('accepted');
+  });
+
   it('reports a conflict when a seq comes back with different content', async () => {
     const journal = await Journal.open(db, options());
     await journal.append(draft('cnc-1', 1));

@@ -59,6 +59,12 @@ export interface JournalOptions {
   checkpointIntervalMs: number;
   /** Test seam: awaited before each durable write, to prove acks wait for it. */
   beforeWrite?: () => Promise<void>;
+  /**
+   * The highest seq of every device in the journal, from a scan of all of it (start-up
+   * verification makes one). With it, a seq above a device's highest needs no dedup read:
+   * it cannot have been recorded. Without it every append reads its dedup key.
+   */
+  highestSeqByDevice?: Map<string, number>;
 }
 
 interface PreparedGroup {
@@ -184,8 +190,12 @@ export class Journal {
     for (const [key, pending] of this.#pendingDedup) if (pending.groupNo <= this.#committedGroupNo) this.#pendingDedup.delete(key);
     for (const [key, pending] of this.#pendingCounters) if (pending.groupNo <= this.#committedGroupNo) this.#pendingCounters.delete(key);
     const dedupKeys = drafts.map((d) => keys.dedup(d.deviceId, d.seq));
+    const highest = this.#options.highestSeqByDevice;
+    // Only seqs at or below a device's highest can be repeats: read just those.
+    const lookups = highest ? dedupKeys.filter((_key, i) => drafts[i]!.seq <= (highest.get(drafts[i]!.deviceId) ?? 0)) : dedupKeys;
     const counterKeys = [...new Set(drafts.filter((d) => d.counter).map((d) => keys.counter(d.deviceId, d.meter)))];
-    const [stored, storedCounters] = await Promise.all([this.#db.getMany(dedupKeys), counterKeys.length > 0 ? this.#db.getMany(counterKeys) : []]);
+    const [found, storedCounters] = await Promise.all([lookups.length > 0 ? this.#db.getMany(lookups) : [], counterKeys.length > 0 ? this.#db.getMany(counterKeys) : []]);
+    const stored = new Map<string, DedupEntry | undefined>(lookups.map((key, i) => [key, found[i] as DedupEntry | undefined]));
     const counterStates = new Map<string, CounterState | undefined>(counterKeys.map((key, i) => [key, storedCounters[i] as CounterState | undefined]));
     const groupNo = ++this.#preparedGroupNo;
     const ops: PreparedGroup['ops'] = [];
@@ -195,7 +205,7 @@ export class Journal {
     const receivedAt = this.#options.clock().toISOString();
     drafts.forEach((draft, i) => {
       const dedupKey = dedupKeys[i]!;
-      const existing = this.#pendingDedup.get(dedupKey)?.entry ?? (stored[i] as DedupEntry | undefined);
+      const existing = this.#pendingDedup.get(dedupKey)?.entry ?? stored.get(dedupKey);
       if (existing) {
         results.push({ status: existing.messageHash === draft.messageHash ? 'duplicate' : 'conflict', index: existing.index });
         return;
@@ -228,6 +238,9 @@ export class Journal {
       ops.push({ type: 'put', key: keys.record(record.index), value: entryJson });
       ops.push({ type: 'put', key: dedupKey, value: `{"index":${entry.index},"messageHash":"${entry.messageHash}"}` });
       this.#pendingDedup.set(dedupKey, { entry, groupNo });
+      // Raised when prepared: a later copy of this seq then reads (and finds it pending or
+      // written). If the write fails the mark stays high, which only costs a read.
+      if (highest && draft.seq > (highest.get(draft.deviceId) ?? 0)) highest.set(draft.deviceId, draft.seq);
       head = { index: record.index, hash };
       results.push({ status: 'accepted', index: record.index });
     });
