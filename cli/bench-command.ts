@@ -21,8 +21,8 @@ Options:
   -h, --help     show this help
 
 Environment:
-  MB_BENCH_NODE_FLAGS  node flags for the gateway child, e.g. '--max-old-space-size=64
-                       --max-semi-space-size=4' to measure a memory-capped gateway
+  MB_BENCH_NODE_FLAGS  node flags for the gateway child; default the production settings
+                       '--max-old-space-size=128 --max-semi-space-size=4' ('' for Node's own)
   MB_BENCH_PROFILE     a folder: write a CPU profile of the gateway child there
 `;
 
