@@ -3,7 +3,8 @@
  * record, hash-chained to the one before it, and the signed batch that settles it.
  * These are the objects a payer checks in a receipt (docs/protocol.md).
  */
-import { canonicalBytes, canonicalJson } from './canonical-json.ts';
+import { canonicalBytes } from './canonical-json.ts';
+import { canonicalMessageJson } from './canonical-usage.ts';
 import { fromHex, sha256, sha256HexOf, toHex } from './hash.ts';
 import type { Signature } from './signing.ts';
 import type { UsageMessage } from './usage-message.ts';
@@ -57,7 +58,7 @@ export function chainHashOfCanonical(prevHashHex: string, canonicalRecord: strin
 }
 
 export function messageHash(message: UsageMessage): string {
-  return sha256HexOf(undefined, canonicalJson(message));
+  return sha256HexOf(undefined, canonicalMessageJson(message));
 }
 
 /** The signed head of a batch: one payer, one currency, one payment. */

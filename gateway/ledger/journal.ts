@@ -3,7 +3,7 @@
  * LevelDB batch with fsync per group, so a device's ack (which waits for `append`)
  * always follows a durable write, at ~batch cost rather than per-record fsync cost.
  */
-import { canonicalJson } from '../../protocol/canonical-json.ts';
+import { canonicalRecordJson } from '../../protocol/canonical-usage.ts';
 import { ZERO_HASH_HEX } from '../../protocol/hash.ts';
 import { signPayload, type SigningKey } from '../../protocol/signing.ts';
 import { priceNanoOf } from './pricing.ts';
@@ -229,7 +229,7 @@ export class Journal {
       record.index = head.index + 1;
       record.gatewayId = this.#options.gatewayId;
       record.receivedAt = receivedAt;
-      const canonical = canonicalJson(record);
+      const canonical = canonicalRecordJson(record);
       const hash = chainHashOfCanonical(head.hash, canonical);
       // The entry is stored as JSON text built around the canonical record we just hashed,
       // so the record is serialised once per append (it reads back as a JournalEntry).
