@@ -138,9 +138,13 @@ export function validateUsageMessage(value: unknown): UsageParseResult {
     return fail('invalid_field', 'time', 'time must be an RFC 3339 UTC timestamp like 2026-11-27T15:00:00.000Z');
   }
   if (sig !== undefined && (typeof sig !== 'string' || !SIGNATURE.test(sig))) return fail('invalid_field', 'sig', 'sig must be 128 lower-case hex digits (an Ed25519 signature)');
-  const base = { v: 1 as const, deviceId, seq, meter, unit, time, ...(sig === undefined ? {} : { sig: sig as string }) };
-  if (kind === 'counter') return { ok: true, message: { ...base, kind: 'counter', reading: object.reading as string, epoch: object.epoch as string } };
-  return { ok: true, message: { ...base, quantity: object.quantity as string, ...(object.kind === 'event' ? { kind: 'event' as const } : {}) } };
+  // Object literals rather than spreads: this runs for every message.
+  let message: UsageMessage;
+  if (kind === 'counter') message = { v: 1, kind: 'counter', deviceId, seq, meter, reading: object.reading as string, epoch: object.epoch as string, unit, time };
+  else if (object.kind === 'event') message = { v: 1, kind: 'event', deviceId, seq, meter, quantity: object.quantity as string, unit, time };
+  else message = { v: 1, deviceId, seq, meter, quantity: object.quantity as string, unit, time };
+  if (sig !== undefined) message.sig = sig as string;
+  return { ok: true, message };
 }
 
 /** The bytes a device signs: the canonical message without its `sig`. */
