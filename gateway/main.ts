@@ -188,21 +188,26 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
     sealNow().catch((error: unknown) => logger.error({ err: error }, 'scheduled seal failed'));
   }, { timezone: config.settlement.timezone, noOverlap: true });
   settler.start();
+  let stopping: Promise<void> | undefined;
   logger.info({ mqttPort: mqtt.port, http: web.url, sealCron: config.settlement.sealCron }, 'gateway started');
 
   return {
     mqttPort: mqtt.port, mqttReady: mqtt.ready ?? Promise.resolve(), httpUrl: web.url, operatorLogin, publicKeyHex, chainReport, journal, batches, settler, db, snapshot, sealNow,
-    async stop() {
-      await sealTask.stop();
-      await batches.idle();
-      await settler.stop();
-      await gpio.close();
-      await mqtt.close();
-      await journal.drain();
-      await journal.checkpointNow();
-      await web.app.close();
-      await db.close();
-      logger.info('gateway stopped');
+    stop() {
+      // Idempotent: a supervisor, a signal handler and a test may all ask.
+      stopping ??= (async () => {
+        await sealTask.stop();
+        await batches.idle();
+        await settler.stop();
+        await gpio.close();
+        await mqtt.close();
+        await journal.drain();
+        await journal.checkpointNow();
+        await web.app.close();
+        await db.close();
+        logger.info('gateway stopped');
+      })();
+      return stopping;
     },
   };
 }
