@@ -12,6 +12,7 @@ import { PulseCounter } from './gpio/pulse-counter.ts';
 import type { PulseInput } from './gpio/pulse-input.ts';
 import { SimulatedPulseInput } from './gpio/simulated-pulse-input.ts';
 import type { Intake } from './intake.ts';
+// driver "simulated" (demo, CI, a bench without GPIO) reuses the firmware simulator's pulse plan.
 import { startPulseDriver } from '../../firmware-sim/pulse-driver.ts';
 
 export interface GpioInputs {
