@@ -81,6 +81,9 @@ function isCalendarTime(time: string): boolean {
   return !Number.isNaN(ms) && new Date(ms).toISOString().slice(0, 19) === time.slice(0, 19);
 }
 
+/** One decoder for all messages; `fatal` makes invalid UTF-8 an error instead of U+FFFD. */
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
+
 /** Parses and validates the raw MQTT payload of a usage message. */
 export function parseUsageMessage(payload: Uint8Array): UsageParseResult {
   if (payload.length > USAGE_PAYLOAD_BYTES_MAX) {
@@ -88,7 +91,7 @@ export function parseUsageMessage(payload: Uint8Array): UsageParseResult {
   }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(payload));
+    parsed = JSON.parse(STRICT_UTF8.decode(payload));
   } catch (error) {
     return fail('malformed_json', undefined, `payload is not UTF-8 JSON: ${(error as Error).message}`);
   }
