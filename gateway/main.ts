@@ -68,6 +68,8 @@ interface UsageSource {
   brokerConnected?: () => boolean;
   /** Sparkplug B sequence gaps, births and deaths, newest first. */
   sparkplugEvents?: () => unknown[];
+  /** Sparkplug B sequence events by kind since start. */
+  sparkplugEventCounts?: () => ReadonlyMap<string, number>;
 }
 
 function brokerApi(broker: MqttBroker): UsageSource {
@@ -93,7 +95,7 @@ async function startUsageSource(config: Readonly<GatewayConfig>, parts: { regist
       ...(tls.caFile ? { ca: await readFile(tls.caFile, 'utf8') } : {}), clientCertRequired: tls.clientCertRequired,
     } : undefined;
     const broker: MqttBroker = await startMqttBroker({ ...parts, host: config.mqtt.host, port: config.mqtt.port, connectionsMax: config.limits.devicesMax + 16, limits: config.mqtt, ...(sparkplug ? { sparkplug } : {}), ...(tlsFiles ? { tls: tlsFiles } : {}) });
-    return sparkplug ? { ...brokerApi(broker), sparkplugEvents: () => sparkplug.recentEvents(20) } : broker;
+    return sparkplug ? { ...brokerApi(broker), sparkplugEvents: () => sparkplug.recentEvents(20), sparkplugEventCounts: () => sparkplug.eventCounts() } : broker;
   }
   const external = config.mqtt.external!;
   const bridge = startMqttBridge({
@@ -167,7 +169,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
   }
   const publicKeyHex = toHex(key.publicKey);
   const snapshot = (): Promise<Snapshot> => takeSnapshot({ gatewayId: config.gatewayId, keyId: key.keyId, publicKeyHex, chainReport, registry, intake, journal, batches, rejections, connectedDevices: mqtt.connectedDevices, sparkplugEvents: mqtt.sparkplugEvents ?? (() => []) });
-  const metrics = createMetrics({ journal, intake, rejections, batches });
+  const metrics = createMetrics({ journal, intake, rejections, batches, sparkplugEventCounts: mqtt.sparkplugEventCounts ?? (() => new Map()) });
   const web = await startWebServer({
     host: config.http.host, port: config.http.port, dataDir: config.dataDir, sessionTtlMs: config.http.sessionTtlMs,
     logger: logger.child({ module: 'web' }), metrics, snapshot,

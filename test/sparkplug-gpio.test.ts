@@ -42,6 +42,7 @@ describe('Sparkplug B edge nodes', () => {
     // Unmapped metrics (the temperature) are counted, not kept: they would crowd out real refusals.
     const metrics = await (await fetch(`${rig.gateway.httpUrl}/metrics`)).text();
     expect(metrics).toMatch(/meterbridge_rejected_messages_total\{reason="sparkplug_not_billable"\} [1-9]/);
+    expect(metrics).toMatch(/meterbridge_sparkplug_events_total\{kind="birth"\} [1-9]/);
     expect(state.rejections.filter((r) => r.reason === 'sparkplug_not_billable')).toEqual([]);
   });
 

@@ -39,6 +39,11 @@ export class SparkplugIntake {
     this.#units = parts.meterUnits;
   }
 
+  /** How many of each sequence event (gap, birth, rebirth, death…) since start, for /metrics. */
+  eventCounts(): ReadonlyMap<string, number> {
+    return this.#tracker.countsByKind();
+  }
+
   /** Gaps, rebirths and deaths seen, newest first, for the operator. */
   recentEvents(limit = 50): SparkplugSequenceEvent[] {
     return this.#tracker.recentEvents(limit);

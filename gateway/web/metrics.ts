@@ -13,6 +13,7 @@ export interface MetricSources {
   intake: Intake;
   rejections: RejectionLog;
   batches: BatchBook;
+  sparkplugEventCounts: () => ReadonlyMap<string, number>;
 }
 
 export function createMetrics(sources: MetricSources): Registry {
@@ -76,6 +77,16 @@ export function createMetrics(sources: MetricSources): Registry {
       this.reset();
       // Counter values are float64; exact up to 2^53 minor units (9e13 EUR), far past a gateway's life.
       for (const [currency, minor] of sources.batches.settledMinorByCurrency()) this.inc({ currency }, Number(minor));
+    },
+  });
+  new Counter({
+    name: 'meterbridge_sparkplug_events_total',
+    help: 'Sparkplug B sequence events since start, by kind (gap, birth, rebirth, death…).',
+    labelNames: ['kind'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [kind, count] of sources.sparkplugEventCounts()) this.inc({ kind }, count);
     },
   });
   new Gauge({
