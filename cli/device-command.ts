@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ID_PATTERN, rejectionTopic, usageTopic } from '../protocol/usage-message.ts';
-import { generateSecret, hashPassword } from '../gateway/auth/password-hash.ts';
+import { generateSecret, hashPassword, UNUSABLE_PASSWORD_HASH } from '../gateway/auth/password-hash.ts';
 import type { DeviceEntry, DevicesFile } from '../gateway/ingest/device-registry.ts';
 
 const HELP = `Usage:
@@ -89,7 +89,7 @@ export function revokeDevice(file: string, id: string): void {
   if (!device) throw new Error(`Cannot revoke ${id}: no such device in ${file}`);
   device.revoked = true;
   // The hash goes too: a revoked device's old password must never work again, even if un-revoked by hand.
-  device.passwordHash = 'scrypt$4096$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
+  device.passwordHash = UNUSABLE_PASSWORD_HASH;
   writeDevices(file, existing);
 }
 

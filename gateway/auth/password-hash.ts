@@ -50,6 +50,12 @@ export async function verifyPassword(password: string, stored: string): Promise<
   return timingSafeEqual(actual, expected);
 }
 
+/**
+ * A well-formed hash that no password matches (its key is all zeros): it stands in for
+ * unknown devices, so they cost the same scrypt as known ones, and for revoked ones.
+ */
+export const UNUSABLE_PASSWORD_HASH = 'scrypt$4096$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
+
 /** A random secret that survives copy and paste: 24 bytes, base64url. */
 export function generateSecret(): string {
   return randomBytes(24).toString('base64url');

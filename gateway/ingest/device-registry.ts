@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ID_PATTERN } from '../../protocol/usage-message.ts';
-import { isPasswordHash, verifyPassword } from '../auth/password-hash.ts';
+import { isPasswordHash, UNUSABLE_PASSWORD_HASH, verifyPassword } from '../auth/password-hash.ts';
 
 const deviceSchema = z.strictObject({
   id: z.string().regex(ID_PATTERN),
@@ -90,12 +90,10 @@ export class DeviceRegistry {
     const device = this.#devices.get(deviceId);
     const fingerprint = createHash('sha256').update(password).digest('base64');
     if (device && !device.revoked && this.#verified.get(device.id) === fingerprint) return device;
-    const ok = await verifyPassword(password, device?.passwordHash ?? DUMMY_HASH);
+    const ok = await verifyPassword(password, device?.passwordHash ?? UNUSABLE_PASSWORD_HASH);
     if (!ok || !device || device.revoked) return undefined;
     this.#verified.set(device.id, fingerprint);
     return device;
   }
 }
 
-// A valid hash of a random password nobody knows, so timing does not reveal which ids exist.
-const DUMMY_HASH = 'scrypt$4096$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
