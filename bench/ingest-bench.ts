@@ -6,6 +6,9 @@
  *   - the gateway behind a real Mosquitto (the device's ack comes from Mosquitto; the
  *     figure is how fast records become durable in the ledger);
  *   - a bare aedes broker and a bare Mosquitto: the baselines.
+ * The devices run in a separate lean load generator (raw sockets, no MQTT library), so
+ * the baselines measure the broker, not the client; a warm-up that is not measured comes
+ * first, so the figures are steady state rather than JIT start-up.
  * Every server runs in its own child process, so its peak RSS (VmHWM) is its own; the
  * gateway runs as an esbuild bundle on plain node, so the TypeScript loader's own memory
  * is not counted.
@@ -15,17 +18,21 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import mqtt, { type MqttClient } from 'mqtt';
-import { usageTopic } from '../protocol/usage-message.ts';
+import { once } from 'node:events';
 import { hashPassword } from '../gateway/auth/password-hash.ts';
 import { demoGatewayConfig } from '../cli/demo-setup.ts';
 import { MOSQUITTO } from '../test/support/server-binaries.ts';
 import { startMosquitto, type MosquittoServer } from './mosquitto-server.ts';
+import type { LoadJob, LoadReport } from './load-generator.ts';
 
 export interface IngestBenchOptions {
   messages: number;
+  /** Messages sent first and not measured (JIT warm-up on both sides). */
+  warmup: number;
   devices: number;
   inflight: number;
+  /** Which scenarios to run; all when undefined. */
+  only?: Scenario[];
   /** Offered records/s over all devices; undefined = as fast as acks allow. */
   ratePerS?: number;
   log: (line: string) => void;
@@ -52,7 +59,6 @@ export const PRODUCTION_NODE_FLAGS = '--max-old-space-size=128 --max-semi-space-
 const BUNDLE_DIR = path.join(REPO, '.bench-tmp'); // inside the repo so bare imports resolve to node_modules
 const GATEWAY_BROKER_USER = { username: 'bench-gateway', password: 'bench-gateway-secret' };
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-const round2 = (x: number): number => Math.round(x * 100) / 100;
 
 /** Bundles a TypeScript entry into one ESM file (esbuild), the way to run the gateway on a small device without the TypeScript loader. */
 export async function buildBundle(entry: string, outfile: string): Promise<void> {
@@ -86,10 +92,6 @@ function peakRssMb(pid: number): number {
   return Math.round(kb / 1024);
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
-}
-
 async function stop(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null) return;
   const exited = new Promise((resolve) => child.once('exit', resolve));
@@ -97,46 +99,28 @@ async function stop(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-/** Publishes the load; resolves with ack latencies and the time the last ack came back. */
-async function runLoad(url: string, creds: Array<{ id: string; password: string }>, options: IngestBenchOptions): Promise<{ latencies: number[]; startedMs: number; elapsedMs: number }> {
-  const clients: MqttClient[] = await Promise.all(creds.map((c) => mqtt.connectAsync(url, { clientId: c.id, username: c.id, password: c.password, protocolVersion: 4, reconnectPeriod: 0 })));
-  const perDevice = Math.ceil(options.messages / clients.length);
-  const intervalMs = options.ratePerS ? (clients.length * 1000) / options.ratePerS : 0;
-  const latencies: number[] = [];
-  const startedMs = performance.now();
-  let lastReportMs = startedMs;
-  const sendAll = async (client: MqttClient, deviceId: string, offsetMs: number): Promise<void> => {
-    let seq = 0;
-    const worker = async (): Promise<void> => {
-      while (seq < perDevice) {
-        seq += 1;
-        const mine = seq;
-        if (intervalMs > 0) {
-          const dueMs = startedMs + offsetMs + (mine - 1) * intervalMs;
-          const waitMs = dueMs - performance.now();
-          if (waitMs > 1) await sleep(waitMs);
-        }
-        const payload = JSON.stringify({ v: 1, deviceId, seq: mine, meter: 'cycles', quantity: '1', unit: 'cycle', time: new Date().toISOString() });
-        const sentMs = performance.now();
-        await client.publishAsync(usageTopic(deviceId), payload, { qos: 1 });
-        latencies.push(performance.now() - sentMs);
-        if (performance.now() - lastReportMs > 2_000) {
-          lastReportMs = performance.now();
-          options.log(`    … ${latencies.length} / ${perDevice * clients.length} acknowledged`);
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: options.inflight }, worker));
-  };
-  await Promise.all(clients.map((client, i) => sendAll(client, creds[i]!.id, (i * intervalMs) / clients.length)));
-  const elapsedMs = performance.now() - startedMs;
-  await Promise.all(clients.map((c) => c.endAsync()));
-  latencies.sort((a, b) => a - b);
-  return { latencies, startedMs, elapsedMs };
+/** Runs the device fleet in its own process (see load-generator.ts); `onMeasuring` is called when the warm-up is over. */
+async function runLoad(loaderBundle: string, url: string, creds: Array<{ id: string; password: string }>, options: IngestBenchOptions, onMeasuring?: () => void): Promise<LoadReport> {
+  const { hostname, port } = new URL(url);
+  const job: LoadJob = { host: hostname, port: Number(port), devices: creds, messagesPerDevice: Math.ceil(options.messages / creds.length), warmupPerDevice: Math.ceil(options.warmup / creds.length), inflight: options.inflight, ...(options.ratePerS ? { ratePerS: options.ratePerS } : {}) };
+  const child = spawn(process.execPath, [loaderBundle, JSON.stringify(job)], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => {
+    err += chunk.toString();
+    for (const line of chunk.toString().split('\n')) {
+      if (line.startsWith('    …')) options.log(line);
+      if (line === 'measuring') onMeasuring?.();
+    }
+  });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  if (code !== 0) throw new Error(`load generator failed (exit ${String(code)}): ${err.trim()}`);
+  return JSON.parse(out) as LoadReport;
 }
 
-function summarise(latencies: number[], records: number, elapsedMs: number, rssMb: number): LoadResult {
-  return { recordsPerS: Math.round(records / (elapsedMs / 1000)), p50Ms: round2(percentile(latencies, 50)), p99Ms: round2(percentile(latencies, 99)), rssMb, elapsedMs: Math.round(elapsedMs) };
+function summarise(load: LoadReport, records: number, elapsedMs: number, rssMb: number): LoadResult {
+  return { recordsPerS: Math.round(records / (elapsedMs / 1000)), p50Ms: load.p50Ms, p99Ms: load.p99Ms, rssMb, elapsedMs: Math.round(elapsedMs) };
 }
 
 async function ledgerRecords(httpUrl: string): Promise<number> {
@@ -160,44 +144,62 @@ export async function runIngestBench(options: IngestBenchOptions): Promise<Parti
     const bareBundle = path.join(BUNDLE_DIR, 'bare-broker.mjs');
     await buildBundle("import { main } from './cli/main.ts';\nprocess.exit(await main(process.argv.slice(2)));\n", gatewayBundle);
     await buildBundle("import './bench/bare-broker.ts';\n", bareBundle);
+    const loaderBundle = path.join(BUNDLE_DIR, 'load-generator.mjs');
+    await buildBundle("import './bench/load-generator.ts';\n", loaderBundle);
     // The production memory settings (Dockerfile NODE_OPTIONS), unless MB_BENCH_NODE_FLAGS says otherwise.
     const flagText = process.env.MB_BENCH_NODE_FLAGS ?? PRODUCTION_NODE_FLAGS;
     const nodeFlags = [...flagText.split(' ').filter(Boolean), ...(process.env.MB_BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.MB_BENCH_PROFILE] : [])];
     const what = `${options.messages} messages from ${options.devices} devices, ${options.inflight} in flight each${options.ratePerS ? `, offered ${options.ratePerS}/s` : ''}`;
 
-    options.log(`gateway, embedded broker: ${what}…`);
-    await writeFile(path.join(dir, 'embedded.json'), JSON.stringify({ ...base, dataDir: './embedded-data', mqtt: { port: 0, host: '127.0.0.1', ...mqttLimits } }));
-    const embedded = await spawnUntil([...nodeFlags, gatewayBundle, 'gateway', '--config', path.join(dir, 'embedded.json')], /mqtt:\/\/[0-9.]+:(\d+)[\s\S]*dashboard/);
-    const embeddedLoad = await runLoad(`mqtt://127.0.0.1:${embedded.match[1]}`, creds, options);
-    results.gateway_embedded = summarise(embeddedLoad.latencies, embeddedLoad.latencies.length, embeddedLoad.elapsedMs, peakRssMb(embedded.child.pid!));
-    await stop(embedded.child);
+    const wanted = (scenario: Scenario): boolean => !options.only || options.only.includes(scenario);
+    const load = (url: string, onMeasuring?: () => void): Promise<LoadReport> => runLoad(loaderBundle, url, creds, options, onMeasuring);
 
-    options.log(`bare aedes broker: ${what}…`);
-    const bare = await spawnUntil([bareBundle], /mqtt:\/\/[0-9.]+:(\d+)/);
-    const bareLoad = await runLoad(`mqtt://127.0.0.1:${bare.match[1]}`, creds, options);
-    results.bare_aedes = summarise(bareLoad.latencies, bareLoad.latencies.length, bareLoad.elapsedMs, peakRssMb(bare.child.pid!));
-    await stop(bare.child);
-
+    if (wanted('gateway_embedded')) {
+      options.log(`gateway, embedded broker: ${what}…`);
+      await writeFile(path.join(dir, 'embedded.json'), JSON.stringify({ ...base, dataDir: './embedded-data', mqtt: { port: 0, host: '127.0.0.1', ...mqttLimits } }));
+      const embedded = await spawnUntil([...nodeFlags, gatewayBundle, 'gateway', '--config', path.join(dir, 'embedded.json')], /mqtt:\/\/[0-9.]+:(\d+)[\s\S]*dashboard/);
+      const report = await load(`mqtt://127.0.0.1:${embedded.match[1]}`);
+      results.gateway_embedded = summarise(report, report.acknowledged, report.elapsedMs, peakRssMb(embedded.child.pid!));
+      await stop(embedded.child);
+    }
+    if (wanted('bare_aedes')) {
+      options.log(`bare aedes broker: ${what}…`);
+      const bare = await spawnUntil([bareBundle], /mqtt:\/\/[0-9.]+:(\d+)/);
+      const report = await load(`mqtt://127.0.0.1:${bare.match[1]}`);
+      results.bare_aedes = summarise(report, report.acknowledged, report.elapsedMs, peakRssMb(bare.child.pid!));
+      await stop(bare.child);
+    }
+    if (!wanted('bare_mosquitto') && !wanted('gateway_mosquitto')) return results;
     if (!MOSQUITTO) {
       options.log('mosquitto is not installed: skipping the Mosquitto scenarios (apt-get install mosquitto)');
       return results;
     }
     mosquitto = await startMosquitto(path.join(dir, 'mosquitto'), [...creds.map((c) => ({ username: c.id, password: c.password })), GATEWAY_BROKER_USER], GATEWAY_BROKER_USER.username);
-    options.log(`bare Mosquitto (nobody subscribed): ${what}…`);
-    const bareMosquittoLoad = await runLoad(mosquitto.url, creds, options);
-    results.bare_mosquitto = summarise(bareMosquittoLoad.latencies, bareMosquittoLoad.latencies.length, bareMosquittoLoad.elapsedMs, 0);
-
-    options.log(`gateway behind Mosquitto: ${what}…`);
-    await writeFile(path.join(dir, 'external.json'), JSON.stringify({ ...base, dataDir: './external-data', mqtt: { mode: 'external', external: { url: mosquitto.url, ...GATEWAY_BROKER_USER } } }));
-    const external = await spawnUntil([...nodeFlags, gatewayBundle, 'gateway', '--config', path.join(dir, 'external.json')], /dashboard (http:\/\/\S+?)\/?\n/);
-    const httpUrl = external.match[1]!;
-    while (!((await (await fetch(`${httpUrl}/healthz`)).json()) as { brokerConnected: boolean }).brokerConnected) await sleep(50);
-    const externalLoad = await runLoad(mosquitto.url, creds, options);
-    const expected = Math.ceil(options.messages / options.devices) * options.devices;
-    while ((await ledgerRecords(httpUrl)) < expected) await sleep(20);
-    const durableMs = performance.now() - externalLoad.startedMs;
-    results.gateway_mosquitto = summarise(externalLoad.latencies, expected, durableMs, peakRssMb(external.child.pid!));
-    await stop(external.child);
+    if (wanted('bare_mosquitto')) {
+      options.log(`bare Mosquitto (nobody subscribed): ${what}…`);
+      const report = await load(mosquitto.url);
+      results.bare_mosquitto = summarise(report, report.acknowledged, report.elapsedMs, 0);
+    }
+    if (wanted('gateway_mosquitto')) {
+      options.log(`gateway behind Mosquitto: ${what}…`);
+      await writeFile(path.join(dir, 'external.json'), JSON.stringify({ ...base, dataDir: './external-data', mqtt: { mode: 'external', external: { url: mosquitto.url, ...GATEWAY_BROKER_USER } } }));
+      const external = await spawnUntil([...nodeFlags, gatewayBundle, 'gateway', '--config', path.join(dir, 'external.json')], /dashboard (http:\/\/\S+?)\/?\n/);
+      const httpUrl = external.match[1]!;
+      while (!((await (await fetch(`${httpUrl}/healthz`)).json()) as { brokerConnected: boolean }).brokerConnected) await sleep(50);
+      // The figure: records that became durable in the ledger between the end of the
+      // warm-up and the last one, over that time.
+      let atMeasuring: Promise<{ records: number; atMs: number }> = Promise.resolve({ records: 0, atMs: performance.now() });
+      const report = await load(mosquitto.url, () => {
+        const atMs = performance.now();
+        atMeasuring = ledgerRecords(httpUrl).then((records) => ({ records, atMs }));
+      });
+      const expected = (Math.ceil(options.messages / options.devices) + Math.ceil(options.warmup / options.devices)) * options.devices;
+      while ((await ledgerRecords(httpUrl)) < expected) await sleep(20);
+      const durableAtMs = performance.now();
+      const from = await atMeasuring;
+      results.gateway_mosquitto = summarise(report, expected - from.records, durableAtMs - from.atMs, peakRssMb(external.child.pid!));
+      await stop(external.child);
+    }
     return results;
   } finally {
     await mosquitto?.stop();

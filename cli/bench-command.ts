@@ -3,7 +3,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runIngestBench, writeBenchResults, type LoadResult, type Scenario } from '../bench/ingest-bench.ts';
 
-const HELP = `Usage: meterbridge bench [--messages N] [--devices M] [--inflight K] [--rate R] [--out FILE]
+const HELP = `Usage: meterbridge bench [--messages N] [--warmup W] [--devices M] [--inflight K] [--rate R] [--out FILE]
 
 Publishes N usage messages from M simulated devices (QoS 1, K unacknowledged per
 device) through: the gateway's embedded broker (ack = durable in the ledger), the
@@ -13,10 +13,14 @@ peak RSS of each, then runs the same at an offered rate for the latency figure.
 Writes the figures to bench-results.json (merged with what other benches wrote).
 
 Options:
-  --messages N   total usage messages per scenario (default 20000)
+  --messages N   usage messages measured per scenario (default 100000)
+  --warmup W     messages sent first and not measured, so both sides' JIT is warm
+                 (default 20000)
   --devices M    simulated devices (default 50)
   --inflight K   unacknowledged messages per device (default 10)
   --rate R       offered records/s for the latency run (default 10000; 0 skips it)
+  --only LIST    run only these scenarios (comma-separated): gateway_embedded,
+                 bare_aedes, bare_mosquitto, gateway_mosquitto
   --out FILE     results file (default ./bench-results.json)
   -h, --help     show this help
 
@@ -49,13 +53,19 @@ function table(log: (line: string) => void, title: string, results: Partial<Reco
 }
 
 export async function benchCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { messages: { type: 'string' }, devices: { type: 'string' }, inflight: { type: 'string' }, rate: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  const { values } = parseArgs({ args: argv, options: { messages: { type: 'string' }, warmup: { type: 'string' }, devices: { type: 'string' }, inflight: { type: 'string' }, rate: { type: 'string' }, only: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) {
     process.stdout.write(HELP);
     return 0;
   }
   const log = (line: string): void => void process.stdout.write(`${line}\n`);
-  const options = { messages: positiveInt(values.messages, 20_000, 'messages'), devices: positiveInt(values.devices, 50, 'devices'), inflight: positiveInt(values.inflight, 10, 'inflight'), log };
+  const options = { messages: positiveInt(values.messages, 100_000, 'messages'), warmup: positiveInt(values.warmup, 20_000, 'warmup', true), devices: positiveInt(values.devices, 50, 'devices'), inflight: positiveInt(values.inflight, 10, 'inflight'), log };
+  if (values.only !== undefined) {
+    const only = values.only.split(',').map((s) => s.trim()) as Scenario[];
+    const unknown = only.filter((s) => !(s in LABELS));
+    if (unknown.length > 0) throw new RangeError(`--only: unknown scenario ${unknown.join(', ')}; choose from ${Object.keys(LABELS).join(', ')}`);
+    Object.assign(options, { only });
+  }
   const ratePerS = positiveInt(values.rate, 10_000, 'rate', true);
   const max = await runIngestBench(options);
   table(log, 'as fast as acks come back', max);
@@ -65,7 +75,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     p50_ms: max.gateway_embedded?.p50Ms, p99_ms: max.gateway_embedded?.p99Ms, rss_mb: max.gateway_embedded?.rssMb,
     mosquitto_mode_records_per_s: max.gateway_mosquitto?.recordsPerS, mosquitto_mode_rss_mb: max.gateway_mosquitto?.rssMb,
     bare_mosquitto_per_s: max.bare_mosquitto?.recordsPerS, bare_rss_mb: max.bare_aedes?.rssMb, bare_p50_ms: max.bare_aedes?.p50Ms, bare_p99_ms: max.bare_aedes?.p99Ms,
-    bench_messages: options.messages, bench_devices: options.devices, bench_inflight: options.inflight,
+    bench_messages: options.messages, bench_warmup: options.warmup, bench_devices: options.devices, bench_inflight: options.inflight,
   };
   log(`gateway / bare aedes throughput: ${String(figures.gateway_to_bare_ratio)}`);
   if (ratePerS > 0) {
