@@ -10,9 +10,12 @@
  *   k!<payer>!<currency>    carried remainder in nano, decimal string
  *   s!<deviceId>!<meter>    last accepted counter reading { epoch, reading, seq }
  *   p!consent!<payer>       bank consent of a payer
+ *   e!<entryNo:12>          double-entry accounts entry (gateway/ledger/accounts.ts)
+ *   x!<kind>!<ref>          entry number posted once for (kind, ref): idempotent postings
  *   m!head                  { index, hash } of the journal head
  *   m!sealedThrough         highest journal index already sealed into a batch
  *   m!batchNo               last batch number used
+ *   m!entryNo               last accounts entry number used
  */
 import { Level } from 'level';
 
@@ -69,4 +72,8 @@ export const keys = {
   head: 'm!head',
   sealedThrough: 'm!sealedThrough',
   batchNo: 'm!batchNo',
+  entry: (entryNo: number) => `e!${pad(entryNo, 12)}`,
+  entryRange: { gt: 'e!', lt: 'e!~' },
+  entryOnce: (kind: string, ref: string) => `x!${kind}!${ref}`,
+  entryNo: 'm!entryNo',
 } as const;

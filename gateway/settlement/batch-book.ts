@@ -5,6 +5,10 @@
  *
  *   sealed → submitted → pending → settled | rejected
  *   carried: nothing to pay (under one minor unit), all of it carried forward.
+ *
+ * Each seal posts the batches' usage and carry entries to the accounts, and each move to
+ * settled its settlement entry, in the same atomic write as the batch state itself: the
+ * accounts can never disagree with the batches, even across a crash.
  */
 import type { Logger } from 'pino';
 import { canonicalBytes } from '../../protocol/canonical-json.ts';
@@ -12,6 +16,7 @@ import { leafHash, MerkleTree, type InclusionProof } from '../../protocol/merkle
 import { formatDecimal } from '../../protocol/money.ts';
 import type { SigningKey } from '../../protocol/signing.ts';
 import type { SignedBatchHeader, UsageRecord } from '../../protocol/usage-record.ts';
+import { Accounts, sealPostings, settlementPosting, type EntryDraft } from '../ledger/accounts.ts';
 import type { Journal } from '../ledger/journal.ts';
 import { keys, writeDurably, type LedgerDb, type LedgerOp } from '../ledger/ledger-db.ts';
 import { sealBatches } from './seal-batches.ts';
@@ -45,7 +50,12 @@ interface BatchBookOptions {
   key: SigningKey;
   clock: () => Date;
   logger: Logger;
+  /** Distinct (account, currency) pairs the accounts may hold; see Accounts. */
+  accountsMax?: number;
 }
+
+/** Batches whose missing postings are written in one go when an older ledger is first opened. */
+const BACKFILL_BATCHES_PER_WRITE = 256;
 
 export class BatchBook {
   readonly #db: LedgerDb;
@@ -57,19 +67,55 @@ export class BatchBook {
   #sealedThrough = 0;
   #batchNo = 0;
   #sealing: Promise<StoredBatch[]> | undefined;
+  /** The double-entry accounts the batches post to (balances for the operator page). */
+  readonly accounts: Accounts;
 
-  private constructor(db: LedgerDb, journal: Journal, options: BatchBookOptions) {
+  private constructor(db: LedgerDb, journal: Journal, options: BatchBookOptions, accounts: Accounts) {
     this.#db = db;
     this.#journal = journal;
     this.#options = options;
+    this.accounts = accounts;
   }
 
   static async open(db: LedgerDb, journal: Journal, options: BatchBookOptions): Promise<BatchBook> {
-    const book = new BatchBook(db, journal, options);
+    const accounts = await Accounts.open(db, { clock: options.clock, ...(options.accountsMax === undefined ? {} : { accountsMax: options.accountsMax }) });
+    const book = new BatchBook(db, journal, options, accounts);
     book.#sealedThrough = ((await db.get(keys.sealedThrough)) as number | undefined) ?? 0;
     book.#batchNo = ((await db.get(keys.batchNo)) as number | undefined) ?? 0;
     for await (const value of db.values(keys.batchRange)) book.#count(value as StoredBatch, +1);
+    await book.#backfillPostings();
     return book;
+  }
+
+  /**
+   * A ledger written before the accounts existed has batches without entries. Since then
+   * every batch gets its entries in its own seal write, and this backfill runs in batch
+   * order before any new seal, so the newest batch that moves money has its usage or carry
+   * entry exactly when the backfill is complete. Idempotent: a rerun after a crash skips
+   * what was posted.
+   */
+  async #backfillPostings(): Promise<void> {
+    for await (const value of this.#db.values({ ...keys.batchRange, reverse: true })) {
+      const [newest] = postingsOf(value as StoredBatch);
+      if (newest === undefined) continue;
+      if ((await this.accounts.postedFor(newest.kind as 'usage' | 'carry', newest.ref.batchId!)) !== undefined) return;
+      break;
+    }
+    let drafts: EntryDraft[] = [];
+    let batches = 0;
+    let posted = 0;
+    const flush = async (): Promise<void> => {
+      posted += (await this.accounts.post(drafts)).filter((r) => r.status === 'posted').length;
+      drafts = [];
+      batches = 0;
+    };
+    for await (const value of this.#db.values(keys.batchRange)) {
+      drafts.push(...postingsOf(value as StoredBatch));
+      batches += 1;
+      if (batches === BACKFILL_BATCHES_PER_WRITE) await flush();
+    }
+    await flush();
+    if (posted > 0) this.#options.logger.info({ entries: posted, throughEntryNo: this.accounts.lastEntryNo }, 'posted accounts entries for batches sealed before the accounts existed');
   }
 
   #count(batch: StoredBatch, delta: 1 | -1): void {
@@ -133,7 +179,7 @@ export class BatchBook {
     }
     const lastBatchNo = this.#batchNo + stored.length;
     ops.push({ type: 'put', key: keys.sealedThrough, value: head.index }, { type: 'put', key: keys.batchNo, value: lastBatchNo });
-    await writeDurably(this.#db, ops);
+    await this.accounts.post(stored.flatMap((batch) => sealPostings(batch.header)), ops);
     this.#sealedThrough = head.index;
     this.#batchNo = lastBatchNo;
     for (const batch of stored) this.#count(batch, +1);
@@ -148,7 +194,12 @@ export class BatchBook {
     if (FINAL_STATES.has(current.state)) throw new Error(`Cannot change batch ${batchNo}: already ${current.state}`);
     const transitions = current.state === state ? current.transitions : [...current.transitions, { state, at: this.#options.clock().toISOString(), ...(detail ? { detail } : {}) }].slice(-TRANSITIONS_KEPT);
     const next: StoredBatch = { ...current, ...patch, state, transitions };
-    await writeDurably(this.#db, [{ type: 'put', key: keys.batch(batchNo), value: next }]);
+    const write: LedgerOp[] = [{ type: 'put', key: keys.batch(batchNo), value: next }];
+    // Settled: the bank's money clears the receivable. Rejected posts nothing: the payer
+    // still owes the batch, and it stays open in receivable until an operator corrects it.
+    const settlement = state === 'settled' ? settlementOf(next) : undefined;
+    if (settlement) await this.accounts.post([settlement], write);
+    else await writeDurably(this.#db, write);
     this.#count(current, -1);
     this.#count(next, +1);
     return next;
@@ -191,3 +242,15 @@ export class BatchBook {
   }
 }
 
+
+function settlementOf(batch: StoredBatch): EntryDraft | undefined {
+  if (batch.state !== 'settled') return undefined;
+  const at = batch.transitions.findLast((t) => t.state === 'settled')?.at ?? batch.header.sealedAt;
+  return settlementPosting(batch.header, { at, ...(batch.paymentId === undefined ? {} : { paymentId: batch.paymentId }) });
+}
+
+/** Every entry a batch in its current state should have posted, oldest first. */
+function postingsOf(batch: StoredBatch): EntryDraft[] {
+  const settlement = settlementOf(batch);
+  return settlement ? [...sealPostings(batch.header), settlement] : sealPostings(batch.header);
+}
