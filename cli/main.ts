@@ -6,6 +6,7 @@ import { deviceCommand } from './device-command.ts';
 import { gatewayCommand } from './gateway-command.ts';
 import { mosquittoConfigCommand } from './mosquitto-config-command.ts';
 import { simCommand } from './sim-command.ts';
+import { verifyCommand } from './verify-command.ts';
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; summary: string }> = {
   demo: { run: demoCommand, summary: 'run gateway + simulated machines + sandbox bank on embedded defaults' },
@@ -15,6 +16,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; summa
   device: { run: deviceCommand, summary: 'provision, rotate, revoke and list devices' },
   'mosquitto-config': { run: mosquittoConfigCommand, summary: 'write the Mosquitto config and ACL for external broker mode' },
   bench: { run: benchCommand, summary: 'measure ingest throughput, latency and memory (writes bench-results.json)' },
+  verify: { run: verifyCommand, summary: 'check a payer\'s proof bundle offline against the gateway\'s public key' },
 };
 
 export const USAGE = `Usage: meterbridge <command> [options]
