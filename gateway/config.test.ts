@@ -22,6 +22,21 @@ describe('gateway config', () => {
     expect(() => parseConfig(raw)).toThrow(/tariffs\.cycles\.unitPrice: must be a decimal string with at most 9 decimals/);
   });
 
+  it('reads the example deployment config with its tariff schedules', () => {
+    const config = loadConfig({ file: new URL('../deploy/gateway.json', import.meta.url).pathname, env: { MB_BANK_TOKEN: 't' } });
+    expect(config.tariffs.distance?.versions?.[0]?.overrides['northline-logistics']).toBeDefined();
+  });
+
+  it('names the field of a tariff schedule that cannot be priced', () => {
+    const raw = base();
+    (raw.tariffs as Record<string, unknown>).cycles = { versions: [{ version: '1', effectiveFrom: '2026-01-01T00:00:00Z', currency: 'EUR', rule: { type: 'graduated', tiers: [{ upTo: '10', unitPrice: '0.1' }, { upTo: '5', unitPrice: '0.2' }, { upTo: null, unitPrice: '0.05' }] } }] };
+    expect(() => parseConfig(raw)).toThrow(/tariffs\.cycles\.versions\.0: .*tiers\.1\.upTo/);
+    (raw.tariffs as Record<string, unknown>).cycles = { versions: [{ version: '1', effectiveFrom: '2026-01-01T00:00:00Z', currency: 'EUR', priceUnit: 'mile', rule: { type: 'per_unit', unitPrice: '0.1' } }] };
+    expect(() => parseConfig(raw)).toThrow(/tariffs\.cycles\.versions\.0: .*priceUnit/);
+    (raw.tariffs as Record<string, unknown>).cycles = { unitPrice: '0.1', currency: 'EUR', versions: [] };
+    expect(() => parseConfig(raw)).toThrow(/tariffs\.cycles/);
+  });
+
   it('refuses to start without bank credentials rather than use a default', () => {
     const raw = base();
     (raw.settlement as { bank: Record<string, unknown> }).bank = { url: 'http://127.0.0.1:8090/' };

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { MINOR_DIGITS, parseMinor, parsePriceNano } from '../protocol/money.ts';
 import { ID_PATTERN } from '../protocol/usage-message.ts';
 import { gpioPulseInputSchema } from './ingest/gpio/gpio-pulse-config.ts';
+import { checkTariffs } from './ledger/tariff-book.ts';
 
 const id = z.string().regex(ID_PATTERN, 'must be 1-63 of a-z 0-9 . _ - starting with a letter or digit');
 const port = z.number().int().min(0).max(65535);
@@ -28,14 +29,48 @@ const meter = z.strictObject({
   counterWrapAt: z.string().regex(/^[1-9][0-9]{0,18}$/, 'must be a positive integer as a string').optional(),
 });
 
+const decimalText = z.string().regex(/^(0|[1-9][0-9]{0,17})(\.[0-9]{1,9})?$/, 'must be a non-negative decimal string with at most 9 decimals, like "0.0003"');
+
+/** A tariff rule and the rest of a version are checked in full by protocol/tariff.ts (checkTariffVersion), with the field named. */
+const tariffOverride = z.strictObject({
+  rule: z.record(z.string(), z.unknown()).optional(),
+  minimumPerPeriod: decimalText.optional(),
+  capPerPeriod: decimalText.optional(),
+});
+
+const tariffVersion = z.strictObject({
+  /** Each record names the version (and hash) of the tariff that priced it. */
+  version: z.union([z.string().regex(/^[A-Za-z0-9._-]{1,32}$/), z.number().int().min(1)]).transform(String),
+  /** RFC 3339 instant; usage is priced by the version in force at its deviceTime, so a change never reprices past usage. */
+  effectiveFrom: z.iso.datetime({ offset: true }),
+  currency,
+  /** What prices are per (mile, km, kwh, slot-h…); converted exactly from the meter's unit. Default: the meter's unit. */
+  priceUnit: z.string().min(1).max(16).optional(),
+  period: z.enum(['day', 'month']).default('month'),
+  timeZone: z.string().min(1).max(64).default('UTC'),
+  rule: z.record(z.string(), z.unknown()),
+  minimumPerPeriod: decimalText.optional(),
+  capPerPeriod: decimalText.optional(),
+  /** Per-payer overrides of the rule, minimum or cap. */
+  overrides: z.record(id, tariffOverride).default({}),
+});
+
+/**
+ * Either a schedule of versions (docs/tariffs.md) or the one-line shorthand
+ * `{ unitPrice, currency, version }`: one per-unit version in force since 1970.
+ */
 const tariff = z.strictObject({
-  /** Price per base unit of the meter, decimal string, at most 9 decimals. */
+  /** Shorthand: price per base unit of the meter, decimal string, at most 9 decimals. */
   unitPrice: z.string().refine((p) => { try { parsePriceNano(p, 'unitPrice'); return true; } catch { return false; } }, {
     message: 'must be a decimal string with at most 9 decimals, like "0.0003"',
-  }),
-  currency,
-  /** Bumped whenever the price changes; each record names the version that priced it. */
-  version: z.number().int().min(1).default(1),
+  }).optional(),
+  currency: currency.optional(),
+  version: z.number().int().min(1).optional(),
+  versions: z.array(tariffVersion).min(1).max(100).optional(),
+}).superRefine((t, ctx) => {
+  const shorthand = t.unitPrice !== undefined || t.currency !== undefined || t.version !== undefined;
+  if (t.versions && shorthand) ctx.addIssue({ code: 'custom', message: 'give either versions or the shorthand unitPrice/currency/version, not both' });
+  if (!t.versions && (t.unitPrice === undefined || t.currency === undefined)) ctx.addIssue({ code: 'custom', message: 'needs versions, or unitPrice and currency' });
 });
 
 const payer = z.strictObject({
@@ -213,6 +248,7 @@ function checkCrossReferences(config: GatewayConfig): void {
   for (const meterId of Object.keys(config.tariffs)) {
     if (!config.meters[meterId]) problems.push(`tariffs.${meterId}: no meter named ${meterId}`);
   }
+  if (problems.length === 0) problems.push(...checkTariffs(config));
   for (const [payerId, p] of Object.entries(config.payers)) {
     try {
       parseMinor(p.maxIndividualAmount, p.currency, `payers.${payerId}.maxIndividualAmount`);

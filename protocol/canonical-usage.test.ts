@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { canonicalJson } from './canonical-json.ts';
 import { canonicalMessageJson, canonicalRecordJson } from './canonical-usage.ts';
 
-const recordKeys = ['amountNano', 'counterEvent', 'currency', 'deviceId', 'deviceSig', 'deviceTime', 'epoch', 'gatewayId', 'index', 'kind', 'messageHash', 'meter', 'payer', 'prevEpoch', 'prevReading', 'quantity', 'reading', 'receivedAt', 'seq', 'tariff', 'unit', 'unitPrice', 'v'];
+const recordKeys = ['amountNano', 'counterEvent', 'currency', 'deviceId', 'deviceSig', 'deviceTime', 'epoch', 'gatewayId', 'index', 'kind', 'messageHash', 'meter', 'payer', 'period', 'periodQtyBefore', 'prevEpoch', 'prevReading', 'quantity', 'reading', 'receivedAt', 'seq', 'tariff', 'tariffHash', 'unit', 'unitPrice', 'v'];
 const messageKeys = ['deviceId', 'epoch', 'kind', 'meter', 'quantity', 'reading', 'seq', 'sig', 'time', 'unit', 'v'];
 const value = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.stringMatching(/^[a-z0-9._-]{1,20}$/), fc.integer(), fc.double(), fc.constant(-0), fc.constant(undefined), fc.boolean(), fc.constant(null));
 

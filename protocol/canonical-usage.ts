@@ -15,7 +15,8 @@ const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
 const MESSAGE_KEYS = ['deviceId', 'epoch', 'kind', 'meter', 'quantity', 'reading', 'seq', 'sig', 'time', 'unit', 'v'] as const;
 const RECORD_KEYS = [
   'amountNano', 'counterEvent', 'currency', 'deviceId', 'deviceSig', 'deviceTime', 'epoch', 'gatewayId', 'index', 'kind', 'messageHash',
-  'meter', 'payer', 'prevEpoch', 'prevReading', 'quantity', 'reading', 'receivedAt', 'seq', 'tariff', 'unit', 'unitPrice', 'v',
+  'meter', 'payer', 'period', 'periodQtyBefore', 'prevEpoch', 'prevReading', 'quantity', 'reading', 'receivedAt', 'seq', 'tariff', 'tariffHash',
+  'unit', 'unitPrice', 'v',
 ] as const;
 const KNOWN_MESSAGE = new Set<string>(MESSAGE_KEYS);
 const KNOWN_RECORD = new Set<string>(RECORD_KEYS);

@@ -22,12 +22,22 @@ export interface UsageRecord {
   deviceTime: string;
   receivedAt: string;
   payer: string;
-  /** `<meter>@<version>` of the tariff that priced this record. */
+  /** Id of the tariff version that priced this record: `<meter>@<version>`, or `<meter>@<version>/<payer>` with a payer override. */
   tariff: string;
-  /** Price per base unit, decimal string in the currency's major unit. */
-  unitPrice: string;
+  /** SHA-256 (hex) of the canonical bytes of that tariff version (docs/tariffs.md): the record commits to the exact prices. */
+  tariffHash?: string;
+  /** The tariff period the usage falls in (by deviceTime, in the tariff's time zone): `2026-11` or `2026-11-27`. */
+  period?: string;
+  /**
+   * Base units of the same (payer, tariff, period) recorded before this one: the
+   * record's charge is the tariff's charge for periodQtyBefore + quantity minus its
+   * charge for periodQtyBefore, so a period's records sum exactly to the charge of its total.
+   */
+  periodQtyBefore?: string;
+  /** Legacy records (before tariff schedules) carried the per-unit price here. */
+  unitPrice?: string;
   currency: string;
-  /** quantity × unitPrice in 1e-9 major units, integer as a decimal string. */
+  /** This record's charge in 1e-9 major units, integer as a decimal string (negative only when a volume tier lowers the period's price). */
   amountNano: string;
   /** SHA-256 (hex) of the canonical bytes of the usage message as the device sent it. */
   messageHash: string;

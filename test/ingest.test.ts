@@ -106,7 +106,11 @@ describe('intake', () => {
     const client = await rig.connect('truck-1');
     await publish(client, usageTopic('truck-1'), usagePayload('truck-1', 1, { quantity: '1609' }));
     const entry = await rig.gateway.journal.get(1);
-    expect(entry?.record).toMatchObject({ payer: 'northline-logistics', unitPrice: '0.00015', currency: 'GBP', amountNano: '241350000', tariff: 'distance@1' });
+    expect(entry?.record).toMatchObject({ payer: 'northline-logistics', currency: 'GBP', amountNano: '241350000', tariff: 'distance@1', periodQtyBefore: '0' });
+    expect(entry?.record.tariffHash).toBe(rig.gateway.intake.tariffs.tariffFor('distance', 'northline-logistics', entry!.record.deviceTime)?.hash);
+    // The next record of the same period starts where this one ended.
+    await publish(client, usageTopic('truck-1'), usagePayload('truck-1', 2, { quantity: '10' }));
+    expect((await rig.gateway.journal.get(2))?.record).toMatchObject({ periodQtyBefore: '1609', amountNano: '1500000' });
   });
 });
 

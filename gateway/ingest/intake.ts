@@ -6,6 +6,7 @@
 import { parseUsageMessage, type UsageMessage } from '../../protocol/usage-message.ts';
 import type { Journal } from '../ledger/journal.ts';
 import { priceUsage } from '../ledger/pricing.ts';
+import { TariffBook } from '../ledger/tariff-book.ts';
 import type { GatewayConfig } from '../config.ts';
 import type { DeviceEntry } from './device-registry.ts';
 import type { RejectReason, RejectionLog } from './rejection-log.ts';
@@ -43,10 +44,12 @@ export class Intake {
   readonly #limits: IntakeLimits;
   readonly #clock: () => Date;
   readonly #storage: StorageGuard | undefined;
+  readonly tariffs: TariffBook;
 
   constructor(journal: Journal, config: Pick<GatewayConfig, 'meters' | 'tariffs'>, rejections: RejectionLog, options: { limits: IntakeLimits; clock?: () => Date; gaps?: SequenceGaps; storage?: StorageGuard }) {
     this.gaps = options.gaps ?? new SequenceGaps();
     this.#storage = options.storage;
+    this.tariffs = new TariffBook(config);
     this.#journal = journal;
     this.#config = config;
     this.#rejections = rejections;
@@ -92,11 +95,11 @@ export class Intake {
     if (timeProblem) return this.#reject(device.id, topic, timeProblem.reason, 'time', timeProblem.detail);
     const signatureProblem = checkDeviceSignature(message, device);
     if (signatureProblem) return this.#reject(device.id, topic, signatureProblem.reason, 'sig', signatureProblem.detail);
-    const priced = priceUsage(message, device, this.#config);
+    const priced = priceUsage(message, device, this.#config, this.tariffs);
     if (!priced.ok) return this.#reject(device.id, topic, priced.reason, priced.field, priced.detail);
     // Throws StorageLowError: the caller must not acknowledge, the device keeps the message.
     await this.#storage?.check();
-    const result = await this.#journal.append(priced.draft);
+    const result = await this.#journal.append(priced.draft, priced.tariff);
     const activity = this.#touch(device.id);
     switch (result.status) {
       case 'accepted':

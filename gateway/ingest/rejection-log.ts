@@ -17,6 +17,7 @@ export const REJECT_REASONS = [
   'unknown_meter',
   'meter_not_allowed',
   'unit_mismatch',
+  'no_tariff',
   'seq_conflict',
   'counter_decreased',
   'stale_reading',

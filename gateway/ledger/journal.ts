@@ -6,12 +6,14 @@
 import { canonicalRecordJson } from '../../protocol/canonical-usage.ts';
 import { ZERO_HASH_HEX } from '../../protocol/hash.ts';
 import { signPayload, type SigningKey } from '../../protocol/signing.ts';
-import { priceNanoOf } from './pricing.ts';
+import { marginalChargeNano, type TariffVersion } from '../../protocol/tariff.ts';
 import { chainHashOfCanonical, type Checkpoint, type SignedCheckpoint, type UsageRecord } from '../../protocol/usage-record.ts';
 import { keys, writeDurably, writeStringsDurably, type LedgerDb } from './ledger-db.ts';
 
-/** A priced record before the journal gives it a place. */
-/** A priced record before the journal gives it a place; counter drafts get their quantity here too. */
+/**
+ * A record before the journal gives it a place. Counter drafts get their quantity here;
+ * with a tariff, every draft gets its periodQtyBefore and charge here too.
+ */
 export type RecordDraft = Omit<UsageRecord, 'index' | 'gatewayId' | 'receivedAt'> & {
   counter?: { reading: string; epoch: string; wrapAt?: string };
 };
@@ -45,6 +47,9 @@ interface DedupEntry {
   messageHash: string;
 }
 
+/** Period quantities kept in memory; past it the cache starts again (reads refill it). */
+const PERIODS_CACHED_MAX = 10_000;
+
 export class JournalFullError extends Error {
   readonly code = 'MB_JOURNAL_FULL';
 }
@@ -65,6 +70,12 @@ export interface JournalOptions {
    * it cannot have been recorded. Without it every append reads its dedup key.
    */
   highestSeqByDevice?: Map<string, number>;
+  /**
+   * Called with each checkpoint once it is durable in LevelDB (main.ts keeps the trusted
+   * head file, trusted-head.ts, from it). Must not throw and must not block: the journal
+   * does not wait for it.
+   */
+  onCheckpointWritten?: (checkpoint: SignedCheckpoint) => void;
 }
 
 interface PreparedGroup {
@@ -78,6 +89,7 @@ interface PreparedGroup {
 
 interface Pending {
   draft: RecordDraft;
+  tariff: TariffVersion | undefined;
   resolve: (result: AppendResult) => void;
   reject: (error: unknown) => void;
 }
@@ -93,6 +105,10 @@ export class Journal {
   readonly #pendingDedup = new Map<string, { entry: DedupEntry; groupNo: number }>();
   /** Counter states prepared but perhaps not yet readable from LevelDB. */
   readonly #pendingCounters = new Map<string, { state: CounterState; groupNo: number }>();
+  /** Period quantities (base units per payer, tariff, period) prepared but perhaps not yet written. */
+  readonly #pendingPeriods = new Map<string, { quantity: bigint; groupNo: number }>();
+  /** Written period quantities, so most groups read none: only the journal writes them. Bounded. */
+  readonly #writtenPeriods = new Map<string, bigint>();
   #preparedGroupNo = 0;
   #committedGroupNo = 0;
   /** Bumped when a write fails: groups prepared on top of it are rebuilt. */
@@ -130,13 +146,17 @@ export class Journal {
     return this.#latestCheckpoint;
   }
 
-  /** Resolves once the record is durable (or found to be a duplicate/conflict). */
-  append(draft: RecordDraft): Promise<AppendResult> {
+  /**
+   * Resolves once the record is durable (or found to be a duplicate/conflict). With a
+   * tariff, the journal prices the record against what its (payer, tariff, period)
+   * already holds; without one (tests, imports) the draft's amountNano stands.
+   */
+  append(draft: RecordDraft, tariff?: TariffVersion): Promise<AppendResult> {
     if (this.#queue.length >= this.#options.queueMax) {
       return Promise.reject(new JournalFullError(`Cannot append usage from ${draft.deviceId}: ${this.#queue.length} records already wait for disk`));
     }
     return new Promise((resolve, reject) => {
-      this.#queue.push({ draft, resolve, reject });
+      this.#queue.push({ draft, tariff, resolve, reject });
       this.#wake?.();
       this.#flushing ??= this.#flushLoop();
     });
@@ -171,10 +191,11 @@ export class Journal {
         const group = this.#queue.splice(0, this.#options.batchMax);
         const drafts = group.map((p) => p.draft);
         try {
-          let prepared = await this.#prepare(drafts);
+          const tariffs = group.map((p) => p.tariff);
+          let prepared = await this.#prepare(drafts, tariffs);
           if (inFlight) await inFlight;
           // The write before ours failed: our chain was built on it, so build it again.
-          if (prepared.generation !== this.#generation) prepared = await this.#prepare(drafts);
+          if (prepared.generation !== this.#generation) prepared = await this.#prepare(drafts, tariffs);
           inFlight = this.#commit(prepared, group);
         } catch (error) {
           for (const pending of group) pending.reject(error);
@@ -185,16 +206,33 @@ export class Journal {
     }
   }
 
-  async #prepare(drafts: RecordDraft[]): Promise<PreparedGroup> {
+  async #prepare(drafts: RecordDraft[], tariffs: Array<TariffVersion | undefined>): Promise<PreparedGroup> {
     // Entries of committed groups are now visible to getMany; drop them before reading.
     for (const [key, pending] of this.#pendingDedup) if (pending.groupNo <= this.#committedGroupNo) this.#pendingDedup.delete(key);
     for (const [key, pending] of this.#pendingCounters) if (pending.groupNo <= this.#committedGroupNo) this.#pendingCounters.delete(key);
+    for (const [key, pending] of this.#pendingPeriods) {
+      if (pending.groupNo > this.#committedGroupNo) continue;
+      this.#pendingPeriods.delete(key);
+      if (this.#writtenPeriods.size >= PERIODS_CACHED_MAX) this.#writtenPeriods.clear();
+      this.#writtenPeriods.set(key, pending.quantity);
+    }
     const dedupKeys = drafts.map((d) => keys.dedup(d.deviceId, d.seq));
     const highest = this.#options.highestSeqByDevice;
     // Only seqs at or below a device's highest can be repeats: read just those.
     const lookups = highest ? dedupKeys.filter((_key, i) => drafts[i]!.seq <= (highest.get(drafts[i]!.deviceId) ?? 0)) : dedupKeys;
     const counterKeys = [...new Set(drafts.filter((d) => d.counter).map((d) => keys.counter(d.deviceId, d.meter)))];
-    const [found, storedCounters] = await Promise.all([lookups.length > 0 ? this.#db.getMany(lookups) : [], counterKeys.length > 0 ? this.#db.getMany(counterKeys) : []]);
+    const periodKeys = drafts.map((d, i) => (tariffs[i] ? keys.period(d.payer, d.tariff, d.period ?? '') : ''));
+    const periodReads = [...new Set(periodKeys.filter((k) => k !== '' && !this.#pendingPeriods.has(k) && !this.#writtenPeriods.has(k)))];
+    const [found, storedCounters, storedPeriods] = await Promise.all([
+      lookups.length > 0 ? this.#db.getMany(lookups) : [],
+      counterKeys.length > 0 ? this.#db.getMany(counterKeys) : [],
+      periodReads.length > 0 ? this.#db.getMany(periodReads) : [],
+    ]);
+    periodReads.forEach((key, i) => {
+      const stored = storedPeriods[i] as string | undefined;
+      if (this.#writtenPeriods.size >= PERIODS_CACHED_MAX) this.#writtenPeriods.clear();
+      this.#writtenPeriods.set(key, stored === undefined ? 0n : BigInt(stored));
+    });
     const stored = new Map<string, DedupEntry | undefined>(lookups.map((key, i) => [key, found[i] as DedupEntry | undefined]));
     const counterStates = new Map<string, CounterState | undefined>(counterKeys.map((key, i) => [key, storedCounters[i] as CounterState | undefined]));
     const groupNo = ++this.#preparedGroupNo;
@@ -222,6 +260,18 @@ export class Journal {
         const state: CounterState = { epoch: draft.counter.epoch, reading: draft.counter.reading, seq: draft.seq };
         this.#pendingCounters.set(counterKey, { state, groupNo });
         ops.push({ type: 'put', key: counterKey, value: JSON.stringify(state) });
+      }
+      const tariff = tariffs[i];
+      if (tariff) {
+        // Marginal pricing: the charge of the period's total with this record minus
+        // without it, so a period's records sum exactly to the charge of its total.
+        const periodKey = periodKeys[i]!;
+        const before = this.#pendingPeriods.get(periodKey)?.quantity ?? this.#writtenPeriods.get(periodKey) ?? 0n;
+        const quantity = BigInt(priced.quantity);
+        priced.periodQtyBefore = before.toString();
+        priced.amountNano = marginalChargeNano(tariff, before, quantity, false).toString();
+        this.#pendingPeriods.set(periodKey, { quantity: before + quantity, groupNo });
+        ops.push({ type: 'put', key: periodKey, value: `"${before + quantity}"` });
       }
       // The draft is ours alone (made by priceUsage for this append): complete it in place
       // rather than copy a 17-field object per record.
@@ -262,13 +312,17 @@ export class Journal {
         await writeStringsDurably(this.#db, prepared.ops);
         // Only a durable write moves the head.
         this.#head = prepared.head;
-        if (prepared.checkpoint) this.#latestCheckpoint = prepared.checkpoint;
+        if (prepared.checkpoint) {
+          this.#latestCheckpoint = prepared.checkpoint;
+          this.#options.onCheckpointWritten?.(prepared.checkpoint);
+        }
       }
       this.#committedGroupNo = prepared.groupNo;
       group.forEach((pending, i) => pending.resolve(prepared.results[i]!));
     } catch (error) {
       for (const [key, pending] of this.#pendingDedup) if (pending.groupNo >= prepared.groupNo) this.#pendingDedup.delete(key);
       for (const [key, pending] of this.#pendingCounters) if (pending.groupNo >= prepared.groupNo) this.#pendingCounters.delete(key);
+      for (const [key, pending] of this.#pendingPeriods) if (pending.groupNo >= prepared.groupNo) this.#pendingPeriods.delete(key);
       this.#tip = this.#head;
       this.#generation += 1;
       this.#committedGroupNo = prepared.groupNo;
@@ -297,6 +351,7 @@ export class Journal {
     await writeDurably(this.#db, [{ type: 'put', key: keys.checkpoint(checkpoint.index), value: checkpoint }]);
     this.#latestCheckpoint = checkpoint;
     this.#lastCheckpoint = { index: checkpoint.index, atMs: Date.parse(checkpoint.time) };
+    this.#options.onCheckpointWritten?.(checkpoint);
     return checkpoint;
   }
 
@@ -355,6 +410,6 @@ export function applyReading(previous: CounterState | undefined, draft: RecordDr
   } else {
     return { status: 'refused', reason: 'counter_decreased', detail: `reading ${reading} is below the previous ${previous.reading} in the same epoch ${epoch}, and the meter does not wrap` };
   }
-  const amountNano = delta * priceNanoOf(draft.unitPrice, draft.meter);
-  return { status: 'priced', record: { ...base, ...extra, quantity: delta.toString(), amountNano: amountNano.toString() } };
+  // The journal prices the quantity against the tariff when there is one.
+  return { status: 'priced', record: { ...base, ...extra, quantity: delta.toString() } };
 }

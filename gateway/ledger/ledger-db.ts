@@ -9,6 +9,7 @@
  *   b!<batchNo:10>          batch state (header, settlement state, transitions)
  *   k!<payer>!<currency>    carried remainder in nano, decimal string
  *   s!<deviceId>!<meter>    last accepted counter reading { epoch, reading, seq }
+ *   q!<payer>!<tariff>!<period>  base units recorded so far in a tariff period (marginal pricing)
  *   p!consent!<payer>       bank consent of a payer
  *   e!<entryNo:12>          double-entry accounts entry (gateway/ledger/accounts.ts)
  *   x!<kind>!<ref>          entry number posted once for (kind, ref): idempotent postings
@@ -69,6 +70,8 @@ export const keys = {
   carryRange: { gt: 'k!', lt: 'k!~' },
   consent: (payer: string) => `p!consent!${payer}`,
   counter: (deviceId: string, meter: string) => `s!${deviceId}!${meter}`,
+  /** Base units recorded so far for a (payer, tariff, period): what marginal pricing starts from. */
+  period: (payer: string, tariff: string, period: string) => `q!${payer}!${tariff}!${period}`,
   head: 'm!head',
   sealedThrough: 'm!sealedThrough',
   batchNo: 'm!batchNo',

@@ -1,35 +1,25 @@
 /**
- * Prices one usage message with the configured per-unit tariff. Pure: no I/O, no clock.
- * quantity × unitPrice is exact in nano units (prices carry at most 9 decimals), so no
- * rounding happens here; it happens once, at settlement.
+ * Prepares one usage message for the journal: checks the meter and unit, finds the
+ * tariff version in force for the payer at the usage's time (gateway/ledger/tariff-book.ts),
+ * and names it in the draft. Pure: no I/O, no clock. The charge itself depends on what
+ * the same (payer, tariff, period) already holds, which only the journal knows in order:
+ * it prices the record when it takes its place (marginal pricing, docs/tariffs.md).
  */
-import { parsePriceNano } from '../../protocol/money.ts';
 import type { UsageMessage } from '../../protocol/usage-message.ts';
 import { messageHash } from '../../protocol/usage-record.ts';
+import { periodOf, type TariffVersion } from '../../protocol/tariff.ts';
 import type { GatewayConfig } from '../config.ts';
 import type { DeviceEntry } from '../ingest/device-registry.ts';
 import type { RecordDraft } from './journal.ts';
+import type { TariffBook } from './tariff-book.ts';
 
 export type PricingResult =
-  | { ok: true; draft: RecordDraft }
-  | { ok: false; reason: 'unknown_meter' | 'meter_not_allowed' | 'unit_mismatch'; field: string; detail: string };
+  | { ok: true; draft: RecordDraft; tariff: TariffVersion }
+  | { ok: false; reason: 'unknown_meter' | 'meter_not_allowed' | 'unit_mismatch' | 'no_tariff'; field: string; detail: string };
 
-const priceCache = new Map<string, bigint>();
-
-/** Parsed once per distinct price string: config is frozen, prices do not change under us. */
-export function priceNanoOf(unitPrice: string, meter: string): bigint {
-  let nano = priceCache.get(unitPrice);
-  if (nano === undefined) {
-    nano = parsePriceNano(unitPrice, `tariffs.${meter}.unitPrice`);
-    if (priceCache.size < 10_000) priceCache.set(unitPrice, nano);
-  }
-  return nano;
-}
-
-export function priceUsage(message: UsageMessage, device: DeviceEntry, config: Pick<GatewayConfig, 'meters' | 'tariffs'>): PricingResult {
+export function priceUsage(message: UsageMessage, device: DeviceEntry, config: Pick<GatewayConfig, 'meters'>, tariffs: TariffBook): PricingResult {
   const meter = config.meters[message.meter];
-  const tariff = config.tariffs[message.meter];
-  if (!meter || !tariff) {
+  if (!meter) {
     return { ok: false, reason: 'unknown_meter', field: 'meter', detail: `meter ${message.meter} is not configured on this gateway` };
   }
   if (!device.meters.includes(message.meter)) {
@@ -37,6 +27,10 @@ export function priceUsage(message: UsageMessage, device: DeviceEntry, config: P
   }
   if (message.unit !== meter.unit) {
     return { ok: false, reason: 'unit_mismatch', field: 'unit', detail: `meter ${message.meter} counts in ${meter.unit}, not ${message.unit}` };
+  }
+  const priced = tariffs.tariffFor(message.meter, device.payer, message.time);
+  if (!priced) {
+    return { ok: false, reason: 'no_tariff', field: 'time', detail: `no tariff for meter ${message.meter} is in force at ${message.time}` };
   }
   // One object literal, no spreads: this runs for every message.
   const draft: RecordDraft = {
@@ -48,9 +42,11 @@ export function priceUsage(message: UsageMessage, device: DeviceEntry, config: P
     unit: message.unit,
     deviceTime: message.time,
     payer: device.payer,
-    tariff: `${message.meter}@${tariff.version}`,
-    unitPrice: tariff.unitPrice,
-    currency: tariff.currency,
+    tariff: priced.tariff.id,
+    tariffHash: priced.hash,
+    period: periodOf(priced.tariff, message.time),
+    periodQtyBefore: '0',
+    currency: priced.tariff.currency,
     amountNano: '0',
     messageHash: messageHash(message),
   };
@@ -58,11 +54,10 @@ export function priceUsage(message: UsageMessage, device: DeviceEntry, config: P
   if (message.sig && device.publicKey) draft.deviceSig = message.sig;
   if (message.kind === 'counter') {
     // The delta depends on the previous accepted reading, which only the journal knows
-    // (in order, durably): it prices the record when it takes its place.
+    // (in order, durably): it takes the quantity when the record takes its place.
     draft.counter = meter.counterWrapAt ? { reading: message.reading, epoch: message.epoch, wrapAt: meter.counterWrapAt } : { reading: message.reading, epoch: message.epoch };
-    return { ok: true, draft };
+    return { ok: true, draft, tariff: priced.tariff };
   }
   draft.quantity = message.quantity;
-  draft.amountNano = (BigInt(message.quantity) * priceNanoOf(tariff.unitPrice, message.meter)).toString();
-  return { ok: true, draft };
+  return { ok: true, draft, tariff: priced.tariff };
 }

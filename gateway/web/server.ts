@@ -4,12 +4,24 @@
  */
 import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { renderDashboard, renderLogin } from './dashboard-page.ts';
 import { checkOperatorLogin, LoginThrottle, SessionStore } from './operator-login.ts';
 import type { Snapshot } from './snapshot.ts';
+import { statementCsv, statementHtml, StatementTooLargeError, STATEMENT_MONTH, type Statement } from '../settlement/statement.ts';
+
+/** The payer statement and its proof bundle (docs/receipts.md), built on request. */
+export interface StatementService {
+  statement(payer: string, month: string): Promise<Statement | undefined>;
+  proofBundle(payer: string, month: string): Promise<unknown>;
+}
+
+/** The offline verifier page, built by `npm run build:verifier` and shipped in the repository. */
+const VERIFIER_PAGE = path.join(import.meta.dirname, 'static', 'verifier.html');
 
 export interface WebServerOptions {
   host: string;
@@ -20,6 +32,7 @@ export interface WebServerOptions {
   metrics: Registry;
   snapshot: () => Promise<Snapshot>;
   health: () => { ok: boolean; detail: Record<string, unknown> };
+  statements?: StatementService;
 }
 
 const SESSION_COOKIE = 'mb_session';
@@ -83,6 +96,37 @@ export async function startWebServer(options: WebServerOptions): Promise<{ app: 
 
   app.get('/', { preHandler: requireLogin }, async (_request, reply) => reply.type('text/html').send(renderDashboard(await options.snapshot())));
   app.get('/api/state', { preHandler: requireLogin }, async () => options.snapshot());
+
+  // The verifier holds no secrets and runs in the payer's browser: no login, and its own
+  // CSP (it runs an inline script, and reads the bundle the payer drops on it).
+  app.get('/verify', async (_request, reply) => {
+    const page = await readFile(VERIFIER_PAGE, 'utf8').catch(() => undefined);
+    if (!page) return reply.code(404).type('text/plain').send('verifier page not built: run npm run build:verifier');
+    return reply.type('text/html').header('content-security-policy', "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; frame-ancestors 'none'").send(page);
+  });
+
+  const statements = options.statements;
+  if (statements) {
+    const params = { type: 'object', required: ['payer', 'month', 'file'], properties: { payer: { type: 'string', pattern: '^[a-z0-9][a-z0-9._-]{0,62}$' }, month: { type: 'string', pattern: STATEMENT_MONTH.source }, file: { type: 'string', enum: ['statement.json', 'statement.csv', 'statement.html', 'bundle.json'] } } } as const;
+    app.get<{ Params: { payer: string; month: string; file: string } }>('/statements/:payer/:month/:file', { preHandler: requireLogin, schema: { params } }, async (request, reply) => {
+      const { payer, month, file } = request.params;
+      try {
+        const name = `statement-${payer}-${month}`;
+        if (file === 'bundle.json') {
+          const bundle = await statements.proofBundle(payer, month);
+          return reply.type('application/json').header('content-disposition', `attachment; filename="${name}.bundle.json"`).send(JSON.stringify(bundle));
+        }
+        const statement = await statements.statement(payer, month);
+        if (!statement) return reply.code(404).send({ error: `no payer ${payer}` });
+        if (file === 'statement.csv') return reply.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${name}.csv"`).send(statementCsv(statement));
+        if (file === 'statement.html') return reply.type('text/html').send(statementHtml(statement, { proofBundleHref: `/statements/${payer}/${month}/bundle.json`, verifierHref: '/verify' }));
+        return reply.type('application/json').send(statement);
+      } catch (error) {
+        if (error instanceof StatementTooLargeError) return reply.code(413).send({ error: error.message });
+        throw error;
+      }
+    });
+  }
 
   const address = await app.listen({ host: options.host, port: options.port });
   return { app, url: address };

@@ -16,6 +16,7 @@ import { leafHash, MerkleTree, merkleRoot } from '../../protocol/merkle.ts';
 import { formatDecimal, MINOR_DIGITS, nanoPerMinor, parseDecimal, parsePriceNano, toMinorUnits } from '../../protocol/money.ts';
 import { signingKeyFromSecret, signPayload, type SigningKey } from '../../protocol/signing.ts';
 import { parseUsageMessage, type UsageEventMessage, type UsageMessage } from '../../protocol/usage-message.ts';
+import { marginalChargeNano, periodOf, tariffHash, type TariffVersion } from '../../protocol/tariff.ts';
 import { type BatchHeader, type Checkpoint, chainHash, messageHash, type SignedBatchHeader, type UsageRecord } from '../../protocol/usage-record.ts';
 import { hex, nodeSha256, nodeSign, referenceMth, unhex, utf8 } from './reference.ts';
 
@@ -169,43 +170,61 @@ const OTHER = vectorKey('meterbridge vector key: gateway-2');
 interface ChainInput {
   message: UsageMessage;
   payer: string;
-  unitPrice: string;
+  tariff: TariffVersion;
   receivedAt: string;
 }
+
+const perUnit = (meter: string, baseUnit: string, unitPrice: string): TariffVersion => ({
+  v: 1, id: `${meter}@1`, meter, version: '1', effectiveFrom: '2026-01-01T00:00:00.000Z', currency: 'EUR', baseUnit, priceUnit: baseUnit,
+  period: 'month', timeZone: 'Europe/Berlin', rule: { type: 'per_unit', unitPrice },
+});
+const CYCLES = perUnit('spindle-cycles', 'cycle', '0.0003');
+const SLOTS = perUnit('slot-seconds', 'slot-second', '0.000012345');
+/** Priced per mile, counted in metres, two graduated tiers: the conversion is exact on the period's total. */
+const HAUL: TariffVersion = {
+  v: 1, id: 'haul-distance@3/globex', meter: 'haul-distance', version: '3', effectiveFrom: '2026-10-01T00:00:00.000Z', currency: 'EUR', baseUnit: 'm', priceUnit: 'mile',
+  period: 'month', timeZone: 'Europe/London', rule: { type: 'graduated', tiers: [{ upTo: '5', unitPrice: '0.25' }, { upTo: null, unitPrice: '0.19' }] },
+};
 
 const CHAIN_INPUTS: ChainInput[] = [
   {
     message: { v: 1, deviceId: 'cnc-7', seq: 41, meter: 'spindle-cycles', quantity: '1200', unit: 'cycle', time: '2026-11-27T15:00:00.000Z' },
     payer: 'acme',
-    unitPrice: '0.0003',
+    tariff: CYCLES,
     receivedAt: '2026-11-27T15:00:00.120Z',
   },
   {
-    message: { v: 1, deviceId: 'truck-3', seq: 7, meter: 'haul-distance', quantity: '15250', unit: 'metre', time: '2026-11-27T15:00:02Z' },
+    message: { v: 1, deviceId: 'truck-3', seq: 7, meter: 'haul-distance', quantity: '15250', unit: 'm', time: '2026-11-27T15:00:02Z' },
     payer: 'globex',
-    unitPrice: '0.000123457',
+    tariff: HAUL,
     receivedAt: '2026-11-27T15:00:02.481Z',
   },
   {
     message: { v: 1, deviceId: 'cnc-7', seq: 42, meter: 'spindle-cycles', quantity: '777', unit: 'cycle', time: '2026-11-27T15:01:00.000Z' },
     payer: 'acme',
-    unitPrice: '0.0003',
+    tariff: CYCLES,
     receivedAt: '2026-11-27T15:01:00.095Z',
   },
   {
     message: { v: 1, deviceId: 'yard-1', seq: 1, meter: 'slot-seconds', quantity: '3600', unit: 'slot-second', time: '2026-11-27T15:59:59.5Z' },
     payer: 'acme',
-    unitPrice: '0.000012345',
+    tariff: SLOTS,
     receivedAt: '2026-11-27T16:00:00.002Z',
   },
 ];
 
 function buildRecords(): { message: UsageMessage; record: UsageRecord; canonical: string; prevHash: string; hash: string }[] {
   let prevHash = ZERO_HASH_HEX;
+  const periodQuantities = new Map<string, bigint>();
   return CHAIN_INPUTS.map((input, i) => {
     const parsed = parseUsageMessage(utf8(JSON.stringify(input.message)));
     check(parsed.ok, `chain message ${i} must be valid`);
-    const { message } = input;
+    const { message, tariff } = input;
+    const quantity = BigInt((message as UsageEventMessage).quantity);
+    const period = periodOf(tariff, message.time);
+    const periodKey = `${input.payer}!${tariff.id}!${period}`;
+    const before = periodQuantities.get(periodKey) ?? 0n;
+    periodQuantities.set(periodKey, before + quantity);
     const record: UsageRecord = {
       v: 1,
       index: i + 1,
@@ -213,15 +232,17 @@ function buildRecords(): { message: UsageMessage; record: UsageRecord; canonical
       deviceId: message.deviceId,
       seq: message.seq,
       meter: message.meter,
-      quantity: (message as UsageEventMessage).quantity,
+      quantity: `${quantity}`,
       unit: message.unit,
       deviceTime: message.time,
       receivedAt: input.receivedAt,
       payer: input.payer,
-      tariff: `${message.meter}@1`,
-      unitPrice: input.unitPrice,
-      currency: 'EUR',
-      amountNano: `${BigInt((message as UsageEventMessage).quantity) * parsePriceNano(input.unitPrice, 'unitPrice')}`,
+      tariff: tariff.id,
+      tariffHash: tariffHash(tariff),
+      period,
+      periodQtyBefore: `${before}`,
+      currency: tariff.currency,
+      amountNano: `${marginalChargeNano(tariff, before, quantity, false)}`,
       messageHash: messageHash(message),
     };
     const hash = chainHash(prevHash, record);
@@ -268,6 +289,7 @@ function chainVectors(): { vectors: unknown; header: BatchHeader; checkpoint: Ch
     about:
       'A journal of four records, hash-chained (hash = SHA-256(prevHash bytes ‖ canonical bytes of record), first prevHash 64 zeros), and a sealed batch of payer acme\'s records: Merkle root over their canonical bytes in journal order, money identity, Ed25519 signature by the gateway key, and an inclusion proof per record.',
     gatewayKey: { label: GATEWAY.label, seed: GATEWAY.seed, publicKey: hex(GATEWAY.key.publicKey), keyId: GATEWAY.key.keyId },
+    tariffs: [CYCLES, HAUL, SLOTS],
     records,
     batch: {
       header: signedHeader,

@@ -13,6 +13,7 @@ import { formatDecimal, nanoPerMinor, parseDecimal, parsePriceNano, toMinorUnits
 import { keyIdOf, type Signature, signingKeyFromSecret, signPayload, verifyPayload } from '../../protocol/signing.ts';
 import { parseUsageMessage, type UsageEventMessage, type UsageMessage } from '../../protocol/usage-message.ts';
 import { chainHash, messageHash, type SignedBatchHeader, type SignedCheckpoint, type UsageRecord } from '../../protocol/usage-record.ts';
+import type { TariffVersion } from '../../protocol/tariff.ts';
 import { hex, nodePublicKey, nodeSha256, nodeSign, nodeVerify, referenceMth, referencePath, unhex, utf8 } from './reference.ts';
 
 function load<T>(name: string): T {
@@ -43,6 +44,7 @@ interface MerkleFile {
 
 interface ChainFile {
   gatewayKey: { label: string; seed: string; publicKey: string; keyId: string };
+  tariffs: TariffVersion[];
   records: { message: UsageMessage; record: UsageRecord; canonical: string; prevHash: string; hash: string }[];
   batch: { header: SignedBatchHeader; records: { index: number; leafIndex: number; proof: InclusionProof }[] };
   checkpoint: SignedCheckpoint;
@@ -69,6 +71,29 @@ const ISO_4217_DIGITS: Record<string, number> = { EUR: 2, GBP: 2, USD: 2, CHF: 2
 function nanoOf(decimal: string): bigint {
   const [whole, fraction = ''] = decimal.split('.');
   return BigInt(`${whole}${fraction.padEnd(9, '0')}`);
+}
+
+/** Metres in a mile, times 1000: the only conversion chain.json needs. */
+const MILLIMETRES_PER_MILE = 1_609_344n;
+
+/**
+ * A period's charge in nano, written here for the two rules chain.json uses (per unit,
+ * and graduated per mile on metres), rather than taken from protocol/tariff.ts.
+ */
+function referenceCharge(tariff: TariffVersion, quantity: bigint): bigint {
+  const rule = tariff.rule;
+  if (rule.type === 'per_unit') return quantity * nanoOf(rule.unitPrice);
+  if (rule.type !== 'graduated' || tariff.baseUnit !== 'm' || tariff.priceUnit !== 'mile') throw new Error(`no reference for ${tariff.id}`);
+  const millimetres = quantity * 1000n;
+  let total = 0n; // nano × millimetres per mile
+  let floor = 0n;
+  for (const tier of rule.tiers) {
+    const ceiling = tier.upTo === null ? millimetres : nanoOf(tier.upTo) * MILLIMETRES_PER_MILE / 1_000_000_000n;
+    const inTier = (millimetres < ceiling ? millimetres : ceiling) - floor;
+    if (inTier > 0n) total += inTier * nanoOf(tier.unitPrice);
+    floor = ceiling;
+  }
+  return total / MILLIMETRES_PER_MILE;
 }
 
 function withoutSig<T extends { sig: Signature }>(signed: T): Omit<T, 'sig'> {
@@ -194,8 +219,10 @@ describe('chain.json', () => {
     expect(record.messageHash).toBe(messageHash(message));
     expect(record.messageHash).toBe(hex(nodeSha256(canonicalBytes(message))));
     expect(record).toMatchObject({ deviceId: message.deviceId, seq: message.seq, meter: message.meter, quantity: (message as UsageEventMessage).quantity, unit: message.unit, deviceTime: message.time });
-    expect(BigInt(record.amountNano)).toBe(BigInt(record.quantity) * nanoOf(record.unitPrice));
-    expect(BigInt(record.amountNano)).toBe(BigInt(record.quantity) * parsePriceNano(record.unitPrice, 'unitPrice'));
+    const tariff = chainFile.tariffs.find((t) => t.id === record.tariff)!;
+    expect(record.tariffHash).toBe(hex(nodeSha256(canonicalBytes(tariff))));
+    const before = BigInt(record.periodQtyBefore!);
+    expect(BigInt(record.amountNano)).toBe(referenceCharge(tariff, before + BigInt(record.quantity)) - referenceCharge(tariff, before));
   });
 
   it.each(records.map((entry) => [entry.record.index, entry] as const))('record %i is chained to the one before it', (index, entry) => {
