@@ -169,6 +169,15 @@ describe('verifyProofBundle', () => {
     expect(detailOf(report, 'record-amount:4')).toMatch(/^Record 4: amount 0\.000300000 EUR, but tariff cycles@2 on 3 cycle after 2 cycle in 2026-11 charges 0\.000900000 EUR$/);
   });
 
+  it('names the record whose proof was changed, though every record is intact', () => {
+    const bundle = copy(acmeBundle());
+    const proof = bundle.batches[2]!.records[6]!.proof;
+    proof.path[1] = proof.path[1]!.replace(/^./, (c) => (c === '0' ? '1' : '0'));
+    expect(failed(verifyProofBundle(bundle, BOTH))).toEqual(['record-inclusion:34']);
+    proof.path.pop();
+    expect(failed(verifyProofBundle(bundle, BOTH))).toEqual(['record-inclusion:34']);
+  });
+
   it('names the batch total when a record\'s quantity and amount were changed together', () => {
     const bundle = copy(acmeBundle());
     const record = bundle.batches[0]!.records[1]!.record; // meter-2: unsigned
