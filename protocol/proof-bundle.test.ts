@@ -270,6 +270,26 @@ describe('verifyProofBundle', () => {
     expect(detailOf(report, 'record-amount:2')).toMatch(/^Record 2: priced by tariff energy@1 \(hash [0-9a-f]{12}…\), which the bundle does not carry$/);
   });
 
+  it('accepts the minimum per period on a record received after its period ended, and only there', () => {
+    const tariff = checkTariffVersion({ ...CYCLES, id: 'cycles@3', version: '3', rule: { type: 'per_unit', unitPrice: '0.0003' }, minimumPerPeriod: '5' });
+    const late = (receivedAt: string): ProofBundle => {
+      const { deviceSig: _unsigned, ...first } = ledger().records[0]!;
+      const record: BundleRecord = {
+        ...first, tariff: tariff.id, tariffHash: tariffHash(tariff), quantity: '10', periodQtyBefore: '0',
+        deviceTime: '2026-11-30T23:00:00.000Z', receivedAt, amountNano: marginalChargeNano(tariff, 0n, 10n, true).toString(),
+      };
+      const { batches } = sealBatches({ gatewayId: 'gateway-1', records: [record], carries: new Map(), nextBatchNo: 1, sealedAt: '2026-12-02T00:00:00.000Z', head: { index: 1, hash: 'ab'.repeat(32) }, key: NEW_KEY });
+      return buildProofBundle({
+        gatewayId: 'gateway-1', payer: 'acme', period: '2026-11', createdAt: '2026-12-03T00:00:00.000Z', gatewayKeys: GATEWAY_KEYS, tariffs: [tariff], deviceKeys: [],
+        batches: [{ header: batches[0]!.header, records: [record] }],
+      });
+    };
+    const afterClose = verifyProofBundle(late('2026-12-01T09:00:00.000Z'), BOTH);
+    expect(failed(afterClose)).toEqual([]);
+    expect(detailOf(afterClose, 'record-amount:1')).toBe('Record 1: amount 5.000000000 EUR = tariff cycles@3 on 10 cycle (first in 2026-11), received after 2026-11 ended, so with its minimum per period');
+    expect(failed(verifyProofBundle(late('2026-11-30T23:00:01.000Z'), BOTH))).toEqual(['record-amount:1']);
+  });
+
   it('accepts an excerpt of a batch with a warning that its total cannot be checked', () => {
     const l = ledger();
     const batch = l.batches[0]!;

@@ -403,7 +403,7 @@ function checkBatchMoney(batch: BundleBatch, previous: BundleBatch | undefined, 
       `${name}: the signed total is ${formatNano(total)} ${cur}, but the ${records.length} records sum to ${formatNano(sum)} ${cur}`);
   }
   // protocol.md §7, the money identity: totalNano + carriedInNano = amountMinor × nanoPerMinor + carriedOutNano, 0 ≤ carriedOutNano < nanoPerMinor.
-  const identity = total + carriedIn === paid * perMinor + carriedOut && carriedOut < perMinor && total >= 0n;
+  const identity = total + carriedIn === paid * perMinor + carriedOut && carriedOut < perMinor && total + carriedIn >= 0n;
   checks.check(identity, `batch-money:${header.batchId}`,
     `${name}: ${formatNano(total)} + carried in ${formatNano(carriedIn)} = paid ${formatMinor(paid, cur)} ${cur} + carried out ${formatNano(carriedOut)}`,
     `${name}: ${formatNano(total)} + carried in ${formatNano(carriedIn)} ≠ paid ${formatMinor(paid, cur)} ${cur} + carried out ${formatNano(carriedOut)} (carried out must be below one minor unit, ${formatNano(perMinor)})`);
@@ -464,19 +464,28 @@ function checkRecordAmount(entry: BundleEntry, tariffs: ReadonlyMap<string, Tari
     if (record.periodQtyBefore === undefined || !NATURAL.test(record.periodQtyBefore) || record.period === undefined) {
       return checks.fail(id, `${name}: a tariff-priced record must carry period and periodQtyBefore`);
     }
+    if (tariff.id !== record.tariff) return checks.fail(id, `${name}: names tariff ${record.tariff}, but its tariffHash is that of ${tariff.id}`);
+    const before = BigInt(record.periodQtyBefore);
     let period: string;
     let expected: bigint;
+    let late = false;
     try {
-      // docs/tariffs.md: the period is that of deviceTime in the tariff's time zone; records are priced open (no minimum yet).
+      // docs/tariffs.md: the period is that of deviceTime in the tariff's time zone. Records are
+      // priced open (closed = false); only one received after its period ended may be priced
+      // closed (minimumPerPeriod applied), since the gateway may have closed the period by then.
       period = periodOf(tariff, record.deviceTime);
-      expected = marginalChargeNano(tariff, BigInt(record.periodQtyBefore), quantity, false);
+      expected = marginalChargeNano(tariff, before, quantity, false);
+      if (expected !== amount && periodOf(tariff, record.receivedAt) > record.period && marginalChargeNano(tariff, before, quantity, true) === amount) {
+        expected = amount;
+        late = true;
+      }
     } catch (error) {
       return checks.fail(id, `${name}: cannot price with tariff ${record.tariff}: ${(error as Error).message}`);
     }
-    if (tariff.id !== record.tariff) return checks.fail(id, `${name}: names tariff ${record.tariff}, but its tariffHash is that of ${tariff.id}`);
     if (period !== record.period) return checks.fail(id, `${name}: device time ${record.deviceTime} falls in period ${period} of tariff ${record.tariff}, the record says ${record.period}`);
-    const after = BigInt(record.periodQtyBefore) > 0n ? ` after ${record.periodQtyBefore} ${record.unit} in ${period}` : ` (first in ${period})`;
-    return void checks.check(expected === amount, id, `${name}: amount ${shown} = tariff ${record.tariff} on ${record.quantity} ${record.unit}${after}`,
+    const after = before > 0n ? ` after ${record.periodQtyBefore} ${record.unit} in ${period}` : ` (first in ${period})`;
+    const closed = late ? `, received after ${period} ended, so with its minimum per period` : '';
+    return void checks.check(expected === amount, id, `${name}: amount ${shown} = tariff ${record.tariff} on ${record.quantity} ${record.unit}${after}${closed}`,
       `${name}: amount ${shown}, but tariff ${record.tariff} on ${record.quantity} ${record.unit}${after} charges ${formatNano(expected)} ${record.currency}`);
   }
   if (record.unitPrice === undefined) return checks.fail(id, `${name}: carries neither a tariffHash nor a unitPrice, so its amount cannot be recomputed`);
@@ -640,7 +649,7 @@ function runChecks(bundle: ProofBundle, trustedHex: readonly string[], checks: C
   const entries = bundle.batches.flatMap((b) => b.records);
   const excerpted = new Set(bundle.batches.filter((b) => b.excerpt).flatMap((b) => b.records.map((e) => e.record.index)));
   const inPeriod = entries.filter(({ record }) => (record.period ?? record.deviceTime).startsWith(bundle.period)).length;
-  checks.pass('bundle-format', `Statement for ${bundle.payer} from gateway ${bundle.gatewayId}, period ${bundle.period}: ${bundle.batches.length} batches, ${entries.length} records (${inPeriod} in the period, the rest share their batches)`);
+  checks.pass('bundle-format', `Statement for ${bundle.payer} from gateway ${bundle.gatewayId}, period ${bundle.period}: ${bundle.batches.length} batch${bundle.batches.length === 1 ? '' : 'es'}, ${entries.length} records (${inPeriod} in the period, the rest share their batches)`);
   const keys = trustedKeysOf(bundle, trustedHex, checks);
   const tariffs = checkTariffs(bundle, entries, checks);
   const deviceKeys = new Map<string, string[]>();
