@@ -5,6 +5,7 @@
  * proof bundle that goes with it is built from the same gathering (docs/receipts.md).
  */
 import type { InclusionProof } from '../../protocol/merkle.ts';
+import { buildProofBundle, type DeviceKey, type GatewayKey, type ProofBundle } from '../../protocol/proof-bundle.ts';
 import { formatMinor, formatNano } from '../../protocol/money.ts';
 import type { TariffVersion } from '../../protocol/tariff.ts';
 import type { SignedBatchHeader, UsageRecord } from '../../protocol/usage-record.ts';
@@ -169,3 +170,35 @@ export function statementHtml(statement: Statement, options: { proofBundleHref?:
 </body></html>`;
 }
 
+export interface StatementServiceSources {
+  gatewayId: string;
+  journal: Journal;
+  batches: BatchBook;
+  tariffs: TariffBook;
+  clock: () => Date;
+  /** The gateway's signing keys, current and retired, with when each was in use. */
+  gatewayKeys: () => GatewayKey[];
+  /** Registered device keys, for records the devices signed. */
+  deviceKeys: () => DeviceKey[];
+  /** Payers this gateway bills. */
+  payers: ReadonlySet<string>;
+}
+
+/** What the web page serves: a payer's statement for a month, and its proof bundle (docs/receipts.md). */
+export function statementService(sources: StatementServiceSources): { statement(payer: string, month: string): Promise<Statement | undefined>; proofBundle(payer: string, month: string): Promise<ProofBundle | undefined> } {
+  return {
+    async statement(payer, month) {
+      if (!sources.payers.has(payer)) return undefined;
+      return (await gatherStatement(sources, payer, month)).statement;
+    },
+    async proofBundle(payer, month) {
+      if (!sources.payers.has(payer)) return undefined;
+      const gathered = await gatherStatement(sources, payer, month);
+      return buildProofBundle({
+        gatewayId: sources.gatewayId, payer, period: month, createdAt: gathered.statement.generatedAt,
+        batches: gathered.batches.map((b) => ({ header: b.header, entries: b.proofs })),
+        gatewayKeys: sources.gatewayKeys(), tariffs: gathered.tariffs, deviceKeys: sources.deviceKeys(),
+      });
+    },
+  };
+}

@@ -17,7 +17,7 @@ import { statementCsv, statementHtml, StatementTooLargeError, STATEMENT_MONTH, t
 /** The payer statement and its proof bundle (docs/receipts.md), built on request. */
 export interface StatementService {
   statement(payer: string, month: string): Promise<Statement | undefined>;
-  proofBundle(payer: string, month: string): Promise<unknown>;
+  proofBundle(payer: string, month: string): Promise<unknown | undefined>;
 }
 
 /** The offline verifier page, built by `npm run build:verifier` and shipped in the repository. */
@@ -114,6 +114,7 @@ export async function startWebServer(options: WebServerOptions): Promise<{ app: 
         const name = `statement-${payer}-${month}`;
         if (file === 'bundle.json') {
           const bundle = await statements.proofBundle(payer, month);
+          if (!bundle) return reply.code(404).send({ error: `no payer ${payer}` });
           return reply.type('application/json').header('content-disposition', `attachment; filename="${name}.bundle.json"`).send(JSON.stringify(bundle));
         }
         const statement = await statements.statement(payer, month);
