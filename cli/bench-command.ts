@@ -2,14 +2,18 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runIngestBench, writeBenchResults, type LoadResult, type Scenario } from '../bench/ingest-bench.ts';
+import { LEDGER_SCENARIOS, runLedgerBench, type LedgerScenario } from '../bench/ledger-bench.ts';
 
-const HELP = `Usage: meterbridge bench [--messages N] [--warmup W] [--devices M] [--inflight K] [--rate R] [--out FILE]
+const HELP = `Usage: meterbridge bench [--messages N] [--warmup W] [--devices M] [--inflight K] [--rate R]
+                        [--ledger-records L] [--only LIST] [--out FILE]
 
 Publishes N usage messages from M simulated devices (QoS 1, K unacknowledged per
 device) through: the gateway's embedded broker (ack = durable in the ledger), the
 gateway behind a real Mosquitto (figure = records durable in the ledger per second),
 a bare aedes broker and a bare Mosquitto. Prints records/s, publish→ack p50/p99 and
 peak RSS of each, then runs the same at an offered rate for the latency figure.
+Then the ledger: start-up verification of a journal of L records (ledger_verify) and
+sealing L records of one payer into a batch with its Merkle root (ledger_seal).
 Writes the figures to bench-results.json (merged with what other benches wrote).
 
 Options:
@@ -19,8 +23,9 @@ Options:
   --devices M    simulated devices (default 50)
   --inflight K   unacknowledged messages per device (default 10)
   --rate R       offered records/s for the latency run (default 10000; 0 skips it)
+  --ledger-records L  records in the ledger scenarios (default 1000000)
   --only LIST    run only these scenarios (comma-separated): gateway_embedded,
-                 bare_aedes, bare_mosquitto, gateway_mosquitto
+                 bare_aedes, bare_mosquitto, gateway_mosquitto, ledger_verify, ledger_seal
   --out FILE     results file (default ./bench-results.json)
   -h, --help     show this help
 
@@ -53,20 +58,46 @@ function table(log: (line: string) => void, title: string, results: Partial<Reco
 }
 
 export async function benchCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { messages: { type: 'string' }, warmup: { type: 'string' }, devices: { type: 'string' }, inflight: { type: 'string' }, rate: { type: 'string' }, only: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  const { values } = parseArgs({ args: argv, options: { messages: { type: 'string' }, warmup: { type: 'string' }, devices: { type: 'string' }, inflight: { type: 'string' }, rate: { type: 'string' }, 'ledger-records': { type: 'string' }, only: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) {
     process.stdout.write(HELP);
     return 0;
   }
   const log = (line: string): void => void process.stdout.write(`${line}\n`);
   const options = { messages: positiveInt(values.messages, 100_000, 'messages'), warmup: positiveInt(values.warmup, 20_000, 'warmup', true), devices: positiveInt(values.devices, 50, 'devices'), inflight: positiveInt(values.inflight, 10, 'inflight'), log };
+  const ledgerRecords = positiveInt(values['ledger-records'], 1_000_000, 'ledger-records');
+  let ingestOnly: Scenario[] | undefined;
+  let ledgerOnly: LedgerScenario[] | undefined;
   if (values.only !== undefined) {
-    const only = values.only.split(',').map((s) => s.trim()) as Scenario[];
-    const unknown = only.filter((s) => !(s in LABELS));
-    if (unknown.length > 0) throw new RangeError(`--only: unknown scenario ${unknown.join(', ')}; choose from ${Object.keys(LABELS).join(', ')}`);
-    Object.assign(options, { only });
+    const only = values.only.split(',').map((s) => s.trim());
+    const known = [...Object.keys(LABELS), ...LEDGER_SCENARIOS];
+    const unknown = only.filter((s) => !known.includes(s));
+    if (unknown.length > 0) throw new RangeError(`--only: unknown scenario ${unknown.join(', ')}; choose from ${known.join(', ')}`);
+    ingestOnly = only.filter((s): s is Scenario => s in LABELS);
+    ledgerOnly = only.filter((s): s is LedgerScenario => (LEDGER_SCENARIOS as readonly string[]).includes(s));
   }
-  const ratePerS = positiveInt(values.rate, 10_000, 'rate', true);
+  const figures: Record<string, unknown> = {};
+  if (ingestOnly === undefined || ingestOnly.length > 0) {
+    Object.assign(figures, await ingestFigures({ ...options, ...(ingestOnly ? { only: ingestOnly } : {}) }, positiveInt(values.rate, 10_000, 'rate', true)));
+  }
+  if (ledgerOnly === undefined || ledgerOnly.length > 0) {
+    const ledger = await runLedgerBench({ records: ledgerRecords, ...(ledgerOnly ? { only: ledgerOnly } : {}), log });
+    log('');
+    log(`ledger (${ledgerRecords} records)          ms    per 10^6 ms   target per 10^6`);
+    if (ledger.ledger_verify_ms !== undefined) log(`start-up verification ${String(ledger.ledger_verify_ms).padStart(13)} ${String(ledger.ledger_verify_1e6_ms).padStart(13)}   ≤ 5000`);
+    if (ledger.ledger_seal_ms !== undefined) log(`seal one batch        ${String(ledger.ledger_seal_ms).padStart(13)} ${String(ledger.ledger_seal_1e6_ms).padStart(13)}   ≤ 2000`);
+    Object.assign(figures, ledger);
+  }
+  const out = path.resolve(values.out ?? 'bench-results.json');
+  writeBenchResults(out, figures);
+  log(`figures written to ${out}`);
+  return 0;
+}
+
+type IngestOptions = Parameters<typeof runIngestBench>[0];
+
+async function ingestFigures(options: IngestOptions, ratePerS: number): Promise<Record<string, unknown>> {
+  const { log } = options;
   const max = await runIngestBench(options);
   table(log, 'as fast as acks come back', max);
   const figures: Record<string, unknown> = {
@@ -88,8 +119,5 @@ export async function benchCommand(argv: string[]): Promise<number> {
       offered_mosquitto_mode_per_s: offered.gateway_mosquitto?.recordsPerS,
     });
   }
-  const out = path.resolve(values.out ?? 'bench-results.json');
-  writeBenchResults(out, figures);
-  log(`figures written to ${out}`);
-  return 0;
+  return figures;
 }

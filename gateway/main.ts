@@ -19,6 +19,7 @@ import { StorageGuard } from './ingest/storage-guard.ts';
 import { loadOrCreateGatewayKey } from './ledger/gateway-key.ts';
 import { Journal } from './ledger/journal.ts';
 import { openLedgerDb, type LedgerDb } from './ledger/ledger-db.ts';
+import { TrustedHeadFile, trustedHeadPath } from './ledger/trusted-head.ts';
 import { verifyChain, type ChainReport } from './ledger/verify-chain.ts';
 import { BatchBook } from './settlement/batch-book.ts';
 import { Settler } from './settlement/settler.ts';
@@ -132,21 +133,27 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
   const db = await openLedgerDb(`${config.dataDir}/ledger`);
   const gaps = new SequenceGaps();
   const highestSeqByDevice = new Map<string, number>();
-  const chainReport = await verifyChain(db, key, (record) => {
-    if (record.kind !== 'counter') gaps.see(record.deviceId, record.seq);
-    if (record.seq > (highestSeqByDevice.get(record.deviceId) ?? 0)) highestSeqByDevice.set(record.deviceId, record.seq);
+  const chainReport = await verifyChain(db, key, {
+    trustedHeadFile: trustedHeadPath(config.dataDir),
+    onRecord: (record) => {
+      if (record.kind !== 'counter') gaps.see(record.deviceId, record.seq);
+      if (record.seq > (highestSeqByDevice.get(record.deviceId) ?? 0)) highestSeqByDevice.set(record.deviceId, record.seq);
+    },
   });
   if (chainReport.ok) logger.info({ records: chainReport.records, durationMs: chainReport.durationMs }, 'ledger chain verified');
   else logger.error({ problems: chainReport.problems }, 'ledger chain is broken: settlement is stopped until an operator resolves it');
 
+  const trustedHead = new TrustedHeadFile(trustedHeadPath(config.dataDir), (error) => logger.error({ err: (error as Error).message }, 'could not write the trusted head file'));
   const journal = await Journal.open(db, {
     gatewayId: config.gatewayId, signingKey: key, clock,
     queueMax: config.limits.intakeQueueMax, batchMax: config.limits.intakeBatchMax,
     checkpointEveryRecords: config.ledger.checkpointEveryRecords, checkpointIntervalMs: config.ledger.checkpointIntervalMs,
     ...(options.beforeJournalWrite ? { beforeWrite: options.beforeJournalWrite } : {}),
     // Only a complete, verified scan may spare dedup reads; after damage every append reads.
-    ...(chainReport.ok ? { highestSeqByDevice } : {}),
+    // Only a verified chain moves the trusted head: after damage the file keeps the evidence.
+    ...(chainReport.ok ? { highestSeqByDevice, onCheckpointWritten: (checkpoint) => trustedHead.record(checkpoint) } : {}),
   });
+  if (chainReport.ok && journal.latestCheckpoint) trustedHead.record(journal.latestCheckpoint);
   const rejections = new RejectionLog(config.limits.rejectionsKept);
   const storage = new StorageGuard(config.dataDir, config.limits.diskFreeBytesMin);
   await storage.check().catch((error: unknown) => logger.error({ err: (error as Error).message }, 'data disk below its floor: usage will be refused'));
@@ -205,6 +212,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
         await mqtt.close();
         await journal.drain();
         await journal.checkpointNow();
+        await trustedHead.flush();
         await web.app.close();
         await db.close();
         logger.info('gateway stopped');

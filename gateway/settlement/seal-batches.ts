@@ -3,12 +3,12 @@
  * Merkle root over the records and a signed header. Pure: records, carried
  * remainders, clock reading and key come in; batches and new remainders go out.
  */
-import { canonicalBytes } from '../../protocol/canonical-json.ts';
+import { canonicalRecordJson } from '../../protocol/canonical-usage.ts';
 import { sha256, toHex } from '../../protocol/hash.ts';
-import { leafHash, merkleRoot } from '../../protocol/merkle.ts';
 import { formatDecimal, toMinorUnits } from '../../protocol/money.ts';
 import { signPayload, type SigningKey } from '../../protocol/signing.ts';
 import type { BatchHeader, SignedBatchHeader, UsageRecord } from '../../protocol/usage-record.ts';
+import { MerkleRootBuilder } from './merkle-root-builder.ts';
 
 export interface SealInput {
   gatewayId: string;
@@ -36,34 +36,76 @@ export function idempotencyKeyFor(gatewayId: string, batchNo: number): string {
   return `mb${toHex(sha256(new TextEncoder().encode(`${gatewayId}/batch/${batchNo}`))).slice(0, 32)}`;
 }
 
+/** One payer's records in one currency, folded as they stream past. */
+interface Group {
+  first: UsageRecord;
+  last: UsageRecord;
+  count: number;
+  totalNano: bigint;
+  /** Part of the total still summed as a Number (exact below 2^53). */
+  smallNano: number;
+  tree: MerkleRootBuilder;
+}
+
+// Amounts of up to 15 digits are summed as Numbers (exact while the sum stays below
+// 2^53) and moved into the bigint before it could pass that: one BigInt a million
+// records cost more than the rest of the fold.
+const SMALL_DIGITS_MAX = 15;
+const SMALL_AMOUNT = /^[0-9]{1,15}$/;
+const SMALL_SUM_MAX = Number.MAX_SAFE_INTEGER - 10 ** SMALL_DIGITS_MAX;
+
+function addRecord(group: Group, record: UsageRecord): void {
+  group.last = record;
+  group.count += 1;
+  const amount = record.amountNano;
+  if (SMALL_AMOUNT.test(amount)) {
+    group.smallNano += Number(amount);
+    if (group.smallNano > SMALL_SUM_MAX) {
+      group.totalNano += BigInt(group.smallNano);
+      group.smallNano = 0;
+    }
+  } else {
+    group.totalNano += BigInt(amount);
+  }
+  // canonicalRecordJson is canonicalJson's exact text for a record (protocol tests), fast.
+  group.tree.addCanonical(canonicalRecordJson(record));
+}
+
 export function sealBatches(input: SealInput): { batches: SealedBatch[]; carries: Map<string, bigint> } {
-  const groups = new Map<string, UsageRecord[]>();
+  const groups = new Map<string, Group>();
+  let group: Group | undefined;
   for (const record of input.records) {
-    const group = carryKey(record.payer, record.currency);
-    const list = groups.get(group);
-    if (list) list.push(record);
-    else groups.set(group, [record]);
+    // Runs of one payer are the common case: skip the key and lookup for them.
+    if (group?.first.payer !== record.payer || group.first.currency !== record.currency) {
+      const key = carryKey(record.payer, record.currency);
+      group = groups.get(key);
+      if (!group) {
+        group = { first: record, last: record, count: 0, totalNano: 0n, smallNano: 0, tree: new MerkleRootBuilder() };
+        groups.set(key, group);
+      }
+    }
+    addRecord(group, record);
   }
   const carries = new Map(input.carries);
   const batches: SealedBatch[] = [];
   let batchNo = input.nextBatchNo;
-  for (const group of [...groups.keys()].sort()) {
-    const records = groups.get(group)!;
-    const first = records[0]!;
-    const totalNano = records.reduce((sum, r) => sum + BigInt(r.amountNano), 0n);
-    const carriedInNano = carries.get(group) ?? 0n;
+  for (const key of [...groups.keys()].sort()) {
+    const group = groups.get(key)!;
+    const { first } = group;
+    const totalNano = group.totalNano + BigInt(group.smallNano);
+    const carriedInNano = carries.get(key) ?? 0n;
     const { minor, carriedNano } = toMinorUnits(totalNano + carriedInNano, first.currency);
-    carries.set(group, carriedNano);
+    carries.set(key, carriedNano);
     const header: BatchHeader = {
       v: 1,
       batchId: `${input.gatewayId}/${batchNo}`,
       gatewayId: input.gatewayId,
       payer: first.payer,
       currency: first.currency,
-      recordCount: records.length,
+      recordCount: group.count,
       firstIndex: first.index,
-      lastIndex: records[records.length - 1]!.index,
-      merkleRoot: toHex(merkleRoot(records.map((r) => leafHash(canonicalBytes(r))))),
+      lastIndex: group.last.index,
+      merkleRoot: toHex(group.tree.root()),
       totalNano: formatDecimal(totalNano, 0),
       carriedInNano: formatDecimal(carriedInNano, 0),
       amountMinor: formatDecimal(minor, 0),
