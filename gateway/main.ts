@@ -19,6 +19,8 @@ import { StorageGuard } from './ingest/storage-guard.ts';
 import { loadOrCreateGatewayKey } from './ledger/gateway-key.ts';
 import { Journal } from './ledger/journal.ts';
 import { openLedgerDb, type LedgerDb } from './ledger/ledger-db.ts';
+import { tariffSchedules } from './ledger/tariff-book.ts';
+import { closeEndedPeriods } from './ledger/period-close.ts';
 import { TrustedHeadFile, trustedHeadPath } from './ledger/trusted-head.ts';
 import { verifyChain, type ChainReport } from './ledger/verify-chain.ts';
 import { BatchBook } from './settlement/batch-book.ts';
@@ -48,6 +50,7 @@ export interface Gateway {
   publicKeyHex: string;
   chainReport: ChainReport;
   journal: Journal;
+  intake: Intake;
   batches: BatchBook;
   settler: Settler;
   db: LedgerDb;
@@ -122,7 +125,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
   const clock = options.clock ?? (() => new Date());
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const registry = DeviceRegistry.load(config.devicesFile, {
-    meterCurrencies: Object.fromEntries(Object.entries(config.tariffs).map(([meter, t]) => [meter, t.currency])),
+    meterCurrencies: Object.fromEntries([...tariffSchedules(config)].map(([meter, schedule]) => [meter, schedule.versions.at(-1)!.currency])),
     payerCurrencies: Object.fromEntries(Object.entries(config.payers).map(([payer, p]) => [payer, p.currency])),
     devicesMax: config.limits.devicesMax,
   });
@@ -136,6 +139,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
   const chainReport = await verifyChain(db, key, {
     trustedHeadFile: trustedHeadPath(config.dataDir),
     onRecord: (record) => {
+      if (record.kind === 'minimum') return; // a period close, not a device's message
       if (record.kind !== 'counter') gaps.see(record.deviceId, record.seq);
       if (record.seq > (highestSeqByDevice.get(record.deviceId) ?? 0)) highestSeqByDevice.set(record.deviceId, record.seq);
     },
@@ -158,7 +162,10 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
   const storage = new StorageGuard(config.dataDir, config.limits.diskFreeBytesMin);
   await storage.check().catch((error: unknown) => logger.error({ err: (error as Error).message }, 'data disk below its floor: usage will be refused'));
   const intake = new Intake(journal, config, rejections, { limits: config.limits, clock, gaps, storage });
-  const batches = await BatchBook.open(db, journal, { gatewayId: config.gatewayId, key, clock, logger: logger.child({ module: 'batches' }) });
+  const batches = await BatchBook.open(db, journal, {
+    gatewayId: config.gatewayId, key, clock, logger: logger.child({ module: 'batches' }),
+    closePeriods: () => closeEndedPeriods(db, journal, intake.tariffs, clock()),
+  });
   const client = new VrpClient({ baseUrl: config.settlement.bank.url, accessToken: await readBankToken(config), timeoutMs: config.settlement.bank.timeoutMs });
   const settler = new Settler({ db, book: batches, client, config, pollIntervalMs: config.settlement.pollIntervalMs, logger: logger.child({ module: 'settlement' }), enabled: () => chainReport.ok });
 
@@ -201,7 +208,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
   logger.info({ mqttPort: mqtt.port, http: web.url, sealCron: config.settlement.sealCron }, 'gateway started');
 
   return {
-    mqttPort: mqtt.port, mqttReady: mqtt.ready ?? Promise.resolve(), httpUrl: web.url, operatorLogin, publicKeyHex, chainReport, journal, batches, settler, db, snapshot, sealNow,
+    mqttPort: mqtt.port, mqttReady: mqtt.ready ?? Promise.resolve(), httpUrl: web.url, operatorLogin, publicKeyHex, chainReport, journal, intake, batches, settler, db, snapshot, sealNow,
     stop() {
       // Idempotent: a supervisor, a signal handler and a test may all ask.
       stopping ??= (async () => {

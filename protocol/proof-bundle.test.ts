@@ -4,7 +4,7 @@ import { canonicalBytes } from './canonical-json.ts';
 import { sha256, toHex } from './hash.ts';
 import { buildProofBundle, verifyProofBundle, type BundleRecord, type BundleReport, type GatewayKey, type ProofBundle } from './proof-bundle.ts';
 import { signingKeyFromSecret, type SigningKey } from './signing.ts';
-import { checkTariffVersion, marginalChargeNano, tariffHash, type TariffVersion } from './tariff.ts';
+import { checkTariffVersion, marginalChargeNano, minimumTopUpNano, tariffHash, type TariffVersion } from './tariff.ts';
 import { unsignedMessage, type UsageMessage } from './usage-message.ts';
 import { messageHash } from './usage-record.ts';
 import { ed25519 } from '@noble/curves/ed25519.js';
@@ -270,24 +270,31 @@ describe('verifyProofBundle', () => {
     expect(detailOf(report, 'record-amount:2')).toMatch(/^Record 2: priced by tariff energy@1 \(hash [0-9a-f]{12}…\), which the bundle does not carry$/);
   });
 
-  it('accepts the minimum per period on a record received after its period ended, and only there', () => {
+  it('prices with the minimum per period only after the record that closes the period', () => {
     const tariff = checkTariffVersion({ ...CYCLES, id: 'cycles@3', version: '3', rule: { type: 'per_unit', unitPrice: '0.0003' }, minimumPerPeriod: '5' });
-    const late = (receivedAt: string): ProofBundle => {
+    const bundleOf = (withClose: boolean): ProofBundle => {
       const { deviceSig: _unsigned, ...first } = ledger().records[0]!;
-      const record: BundleRecord = {
-        ...first, tariff: tariff.id, tariffHash: tariffHash(tariff), quantity: '10', periodQtyBefore: '0',
-        deviceTime: '2026-11-30T23:00:00.000Z', receivedAt, amountNano: marginalChargeNano(tariff, 0n, 10n, true).toString(),
+      const usage = (index: number, periodQtyBefore: bigint, closed: boolean): BundleRecord => ({
+        ...first, index, seq: index, tariff: tariff.id, tariffHash: tariffHash(tariff), quantity: '10', periodQtyBefore: String(periodQtyBefore),
+        deviceTime: '2026-11-30T22:00:00.000Z', receivedAt: '2026-12-01T09:00:00.000Z', amountNano: marginalChargeNano(tariff, periodQtyBefore, 10n, closed).toString(),
+      });
+      const close: BundleRecord = {
+        ...first, index: 2, deviceId: '', seq: 0, kind: 'minimum', tariff: tariff.id, tariffHash: tariffHash(tariff), quantity: '0', periodQtyBefore: '10',
+        deviceTime: '2026-12-01T08:00:00.000Z', receivedAt: '2026-12-01T08:00:00.000Z', amountNano: minimumTopUpNano(tariff, 10n).toString(),
       };
-      const { batches } = sealBatches({ gatewayId: 'gateway-1', records: [record], carries: new Map(), nextBatchNo: 1, sealedAt: '2026-12-02T00:00:00.000Z', head: { index: 1, hash: 'ab'.repeat(32) }, key: NEW_KEY });
+      const records = withClose ? [usage(1, 0n, false), close, usage(3, 10n, true)] : [usage(1, 0n, false), usage(3, 10n, true)];
+      const { batches } = sealBatches({ gatewayId: 'gateway-1', records, carries: new Map(), nextBatchNo: 1, sealedAt: '2026-12-02T00:00:00.000Z', head: { index: 3, hash: 'ab'.repeat(32) }, key: NEW_KEY });
       return buildProofBundle({
         gatewayId: 'gateway-1', payer: 'acme', period: '2026-11', createdAt: '2026-12-03T00:00:00.000Z', gatewayKeys: GATEWAY_KEYS, tariffs: [tariff], deviceKeys: [],
-        batches: [{ header: batches[0]!.header, records: [record] }],
+        batches: [{ header: batches[0]!.header, records }],
       });
     };
-    const afterClose = verifyProofBundle(late('2026-12-01T09:00:00.000Z'), BOTH);
-    expect(failed(afterClose)).toEqual([]);
-    expect(detailOf(afterClose, 'record-amount:1')).toBe('Record 1: amount 5.000000000 EUR = tariff cycles@3 on 10 cycle (first in 2026-11), received after 2026-11 ended, so with its minimum per period');
-    expect(failed(verifyProofBundle(late('2026-11-30T23:00:01.000Z'), BOTH))).toEqual(['record-amount:1']);
+    const closed = verifyProofBundle(bundleOf(true), BOTH);
+    expect(failed(closed)).toEqual([]);
+    expect(detailOf(closed, 'record-amount:2')).toBe('Record 2: closes period 2026-11 of tariff cycles@3: 10 cycle used, top-up to the minimum 5 EUR is 4.997000000 EUR');
+    expect(detailOf(closed, 'record-amount:3')).toMatch(/after 2026-11 was closed, so with its minimum per period$/);
+    // Without the close, the late record must be priced open: priced closed, it fails.
+    expect(failed(verifyProofBundle(bundleOf(false), BOTH))).toContain('record-amount:3');
   });
 
   it('accepts an excerpt of a batch with a warning that its total cannot be checked', () => {

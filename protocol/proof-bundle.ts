@@ -11,7 +11,7 @@ import { fromHex, sha256HexOf, toHex } from './hash.ts';
 import { MerkleTree, leafHash, verifyInclusion, type InclusionProof } from './merkle.ts';
 import { formatMinor, formatNano, nanoPerMinor, parsePriceNano } from './money.ts';
 import { keyIdOf, verifyPayload } from './signing.ts';
-import { marginalChargeNano, periodOf, tariffHash, type TariffVersion } from './tariff.ts';
+import { marginalChargeNano, minimumTopUpNano, periodOf, tariffHash, type TariffVersion } from './tariff.ts';
 import type { SignedBatchHeader, UsageRecord } from './usage-record.ts';
 
 export const PROOF_BUNDLE_FORMAT = 'meterbridge.proof-bundle';
@@ -451,7 +451,35 @@ function checkRecordInclusion(batch: BundleBatch, entry: BundleEntry, byTree: Re
 }
 
 
-function checkRecordAmount(entry: BundleEntry, tariffs: ReadonlyMap<string, TariffVersion>, checks: Checks): void {
+/** The (payer, tariff, period) whose running quantity a record continues. */
+const periodKeyOf = (record: BundleRecord): string => `${record.payer} ${record.tariff} ${record.period ?? ''}`;
+
+/**
+ * Where each period was closed: the journal index of its `minimum` record. From there on
+ * the journal prices that period with its minimum applied (docs/tariffs.md).
+ */
+function periodClosesOf(entries: readonly BundleEntry[]): Map<string, number> {
+  const closes = new Map<string, number>();
+  for (const { record } of entries) {
+    if (record.kind !== 'minimum') continue;
+    const key = periodKeyOf(record);
+    closes.set(key, Math.min(closes.get(key) ?? Number.POSITIVE_INFINITY, record.index));
+  }
+  return closes;
+}
+
+function checkPeriodClose(record: BundleRecord, tariff: TariffVersion, checks: Checks): void {
+  const id = `record-amount:${record.index}`;
+  const name = `Record ${record.index}`;
+  const before = BigInt(record.periodQtyBefore!);
+  if (record.quantity !== '0' || record.deviceId !== '' || record.seq !== 0) return checks.fail(id, `${name}: a period close carries quantity 0, no device and seq 0`);
+  const expected = minimumTopUpNano(tariff, before);
+  const amount = BigInt(record.amountNano);
+  checks.check(expected === amount, id, `${name}: closes period ${record.period} of tariff ${record.tariff}: ${before} ${record.unit} used, top-up to the minimum ${tariff.minimumPerPeriod ?? '0'} ${record.currency} is ${formatNano(amount)} ${record.currency}`,
+    `${name}: closes period ${record.period} of tariff ${record.tariff} with a top-up of ${formatNano(amount)} ${record.currency}, but on ${before} ${record.unit} the minimum ${tariff.minimumPerPeriod ?? '0'} needs ${formatNano(expected)} ${record.currency}`);
+}
+
+function checkRecordAmount(entry: BundleEntry, tariffs: ReadonlyMap<string, TariffVersion>, closes: ReadonlyMap<string, number>, checks: Checks): void {
   const { record } = entry;
   const id = `record-amount:${record.index}`;
   const name = `Record ${record.index}`;
@@ -465,26 +493,23 @@ function checkRecordAmount(entry: BundleEntry, tariffs: ReadonlyMap<string, Tari
       return checks.fail(id, `${name}: a tariff-priced record must carry period and periodQtyBefore`);
     }
     if (tariff.id !== record.tariff) return checks.fail(id, `${name}: names tariff ${record.tariff}, but its tariffHash is that of ${tariff.id}`);
+    if (record.kind === 'minimum') return checkPeriodClose(record, tariff, checks);
     const before = BigInt(record.periodQtyBefore);
     let period: string;
     let expected: bigint;
-    let late = false;
+    // docs/tariffs.md: the period is that of deviceTime in the tariff's time zone. Records are
+    // priced open (closed = false) until the gateway books the period's close (a `minimum`
+    // record); records after it in the journal are priced closed (minimum applied).
+    const late = record.index > (closes.get(periodKeyOf(record)) ?? Number.POSITIVE_INFINITY);
     try {
-      // docs/tariffs.md: the period is that of deviceTime in the tariff's time zone. Records are
-      // priced open (closed = false); only one received after its period ended may be priced
-      // closed (minimumPerPeriod applied), since the gateway may have closed the period by then.
       period = periodOf(tariff, record.deviceTime);
-      expected = marginalChargeNano(tariff, before, quantity, false);
-      if (expected !== amount && periodOf(tariff, record.receivedAt) > record.period && marginalChargeNano(tariff, before, quantity, true) === amount) {
-        expected = amount;
-        late = true;
-      }
+      expected = marginalChargeNano(tariff, before, quantity, late);
     } catch (error) {
       return checks.fail(id, `${name}: cannot price with tariff ${record.tariff}: ${(error as Error).message}`);
     }
     if (period !== record.period) return checks.fail(id, `${name}: device time ${record.deviceTime} falls in period ${period} of tariff ${record.tariff}, the record says ${record.period}`);
     const after = before > 0n ? ` after ${record.periodQtyBefore} ${record.unit} in ${period}` : ` (first in ${period})`;
-    const closed = late ? `, received after ${period} ended, so with its minimum per period` : '';
+    const closed = late ? `, after ${period} was closed, so with its minimum per period` : '';
     return void checks.check(expected === amount, id, `${name}: amount ${shown} = tariff ${record.tariff} on ${record.quantity} ${record.unit}${after}${closed}`,
       `${name}: amount ${shown}, but tariff ${record.tariff} on ${record.quantity} ${record.unit}${after} charges ${formatNano(expected)} ${record.currency}`);
   }
@@ -549,6 +574,7 @@ function checkDeviceSignature(entry: BundleEntry, deviceKeys: ReadonlyMap<string
 function checkSequences(entries: readonly BundleEntry[], checks: Checks): void {
   const byDevice = new Map<string, BundleRecord[]>();
   for (const { record } of entries) {
+    if (record.kind === 'minimum') continue; // a period close, not a device's message
     const list = byDevice.get(record.deviceId);
     if (list) list.push(record);
     else byDevice.set(record.deviceId, [record]);
@@ -580,7 +606,7 @@ function checkPeriodQuantities(entries: readonly BundleEntry[], excerpted: Reado
   for (const { record } of entries) {
     if (record.periodQtyBefore === undefined || record.period === undefined || !NATURAL.test(record.periodQtyBefore)) continue;
     // The journal keeps one running quantity per (payer, tariff id, period): a new version starts again at 0.
-    const key = `${record.payer} ${record.tariff} ${record.period}`;
+    const key = periodKeyOf(record);
     const list = runs.get(key);
     if (list) list.push(record);
     else runs.set(key, [record]);
@@ -656,6 +682,7 @@ function runChecks(bundle: ProofBundle, trustedHex: readonly string[], checks: C
   for (const k of bundle.deviceKeys) deviceKeys.set(k.deviceId, [...(deviceKeys.get(k.deviceId) ?? []), k.publicKey.toLowerCase()]);
   const seen = new Map<number, string>();
   const lastOf = new Map<string, BundleBatch>();
+  const closes = periodClosesOf(entries);
   for (const batch of bundle.batches) {
     checkBatchSignature(bundle, batch.header, keys, checks);
     checkBatchRecords(bundle, batch, checks);
@@ -668,7 +695,7 @@ function runChecks(bundle: ProofBundle, trustedHex: readonly string[], checks: C
       if (other !== undefined) checks.fail(`record-unique:${entry.record.index}`, `Record ${entry.record.index}: appears in batch ${other} and again in batch ${batch.header.batchId}`);
       seen.set(entry.record.index, batch.header.batchId);
       checkRecordInclusion(batch, entry, byTree, checks);
-      checkRecordAmount(entry, tariffs, checks);
+      checkRecordAmount(entry, tariffs, closes, checks);
       checkDeviceSignature(entry, deviceKeys, checks);
     }
   }

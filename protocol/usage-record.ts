@@ -41,8 +41,12 @@ export interface UsageRecord {
   amountNano: string;
   /** SHA-256 (hex) of the canonical bytes of the usage message as the device sent it. */
   messageHash: string;
-  /** Present on records made from counter readings; `quantity` is then the delta. */
-  kind?: 'counter';
+  /**
+   * `counter`: made from a counter reading; `quantity` is then the delta.
+   * `minimum`: not usage but the close of a tariff period, booked by the gateway: quantity
+   * "0", deviceId "" and seq 0, amountNano the top-up to the period's minimum charge.
+   */
+  kind?: 'counter' | 'minimum';
   /** The register value and its epoch, as the device reported them. */
   reading?: string;
   epoch?: string;

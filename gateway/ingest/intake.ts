@@ -117,6 +117,8 @@ export class Intake {
         return this.#reject(device.id, topic, 'seq_conflict', 'seq', `seq ${message.seq} already recorded (record ${result.index}) with different content`);
       case 'refused':
         return this.#reject(device.id, topic, result.reason, 'reading', result.detail);
+      case 'not_needed':
+        throw new Error(`a usage message was taken for a period close: ${result.detail}`); // a bug, not an input
     }
   }
 

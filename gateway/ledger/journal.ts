@@ -6,7 +6,7 @@
 import { canonicalRecordJson } from '../../protocol/canonical-usage.ts';
 import { ZERO_HASH_HEX } from '../../protocol/hash.ts';
 import { signPayload, type SigningKey } from '../../protocol/signing.ts';
-import { marginalChargeNano, type TariffVersion } from '../../protocol/tariff.ts';
+import { marginalChargeNano, minimumTopUpNano, type TariffVersion } from '../../protocol/tariff.ts';
 import { chainHashOfCanonical, type Checkpoint, type SignedCheckpoint, type UsageRecord } from '../../protocol/usage-record.ts';
 import { keys, writeDurably, writeStringsDurably, type LedgerDb } from './ledger-db.ts';
 
@@ -22,7 +22,9 @@ export type AppendResult =
   | { status: 'accepted'; index: number }
   | { status: 'duplicate'; index: number }
   | { status: 'conflict'; index: number }
-  | { status: 'refused'; reason: 'counter_decreased' | 'stale_reading'; detail: string };
+  | { status: 'refused'; reason: 'counter_decreased' | 'stale_reading'; detail: string }
+  /** A period-close draft for a period that is already closed or has no usage. */
+  | { status: 'not_needed'; detail: string };
 
 /** The last accepted reading of a (device, meter) register. */
 export interface CounterState {
@@ -47,8 +49,22 @@ interface DedupEntry {
   messageHash: string;
 }
 
-/** Period quantities kept in memory; past it the cache starts again (reads refill it). */
+/** Period states kept in memory; past it the cache starts again (reads refill it). */
 const PERIODS_CACHED_MAX = 10_000;
+
+/** What marginal pricing starts from: base units recorded in a (payer, tariff, period), and whether its minimum is booked. */
+export interface PeriodState {
+  quantity: bigint;
+  closed: boolean;
+}
+
+/** A period state as LevelDB's JSON encoding reads it back: `{ q, closed? }` (or, first written, a bare quantity string). */
+export function parsePeriodState(stored: unknown): PeriodState {
+  if (stored === undefined) return { quantity: 0n, closed: false };
+  if (typeof stored === 'string') return { quantity: BigInt(stored), closed: false };
+  const value = stored as { q: string; closed?: boolean };
+  return { quantity: BigInt(value.q), closed: value.closed === true };
+}
 
 export class JournalFullError extends Error {
   readonly code = 'MB_JOURNAL_FULL';
@@ -105,10 +121,10 @@ export class Journal {
   readonly #pendingDedup = new Map<string, { entry: DedupEntry; groupNo: number }>();
   /** Counter states prepared but perhaps not yet readable from LevelDB. */
   readonly #pendingCounters = new Map<string, { state: CounterState; groupNo: number }>();
-  /** Period quantities (base units per payer, tariff, period) prepared but perhaps not yet written. */
-  readonly #pendingPeriods = new Map<string, { quantity: bigint; groupNo: number }>();
-  /** Written period quantities, so most groups read none: only the journal writes them. Bounded. */
-  readonly #writtenPeriods = new Map<string, bigint>();
+  /** Period states (base units per payer, tariff, period) prepared but perhaps not yet written. */
+  readonly #pendingPeriods = new Map<string, PeriodState & { groupNo: number }>();
+  /** Written period states, so most groups read none: only the journal writes them. Bounded. */
+  readonly #writtenPeriods = new Map<string, PeriodState>();
   #preparedGroupNo = 0;
   #committedGroupNo = 0;
   /** Bumped when a write fails: groups prepared on top of it are rebuilt. */
@@ -214,12 +230,13 @@ export class Journal {
       if (pending.groupNo > this.#committedGroupNo) continue;
       this.#pendingPeriods.delete(key);
       if (this.#writtenPeriods.size >= PERIODS_CACHED_MAX) this.#writtenPeriods.clear();
-      this.#writtenPeriods.set(key, pending.quantity);
+      this.#writtenPeriods.set(key, { quantity: pending.quantity, closed: pending.closed });
     }
     const dedupKeys = drafts.map((d) => keys.dedup(d.deviceId, d.seq));
     const highest = this.#options.highestSeqByDevice;
     // Only seqs at or below a device's highest can be repeats: read just those.
-    const lookups = highest ? dedupKeys.filter((_key, i) => drafts[i]!.seq <= (highest.get(drafts[i]!.deviceId) ?? 0)) : dedupKeys;
+    // A period close is not a device's message: it has no dedup entry (the period state guards it).
+    const lookups = dedupKeys.filter((_key, i) => drafts[i]!.kind !== 'minimum' && (!highest || drafts[i]!.seq <= (highest.get(drafts[i]!.deviceId) ?? 0)));
     const counterKeys = [...new Set(drafts.filter((d) => d.counter).map((d) => keys.counter(d.deviceId, d.meter)))];
     const periodKeys = drafts.map((d, i) => (tariffs[i] ? keys.period(d.payer, d.tariff, d.period ?? '') : ''));
     const periodReads = [...new Set(periodKeys.filter((k) => k !== '' && !this.#pendingPeriods.has(k) && !this.#writtenPeriods.has(k)))];
@@ -229,9 +246,8 @@ export class Journal {
       periodReads.length > 0 ? this.#db.getMany(periodReads) : [],
     ]);
     periodReads.forEach((key, i) => {
-      const stored = storedPeriods[i] as string | undefined;
       if (this.#writtenPeriods.size >= PERIODS_CACHED_MAX) this.#writtenPeriods.clear();
-      this.#writtenPeriods.set(key, stored === undefined ? 0n : BigInt(stored));
+      this.#writtenPeriods.set(key, parsePeriodState(storedPeriods[i]));
     });
     const stored = new Map<string, DedupEntry | undefined>(lookups.map((key, i) => [key, found[i] as DedupEntry | undefined]));
     const counterStates = new Map<string, CounterState | undefined>(counterKeys.map((key, i) => [key, storedCounters[i] as CounterState | undefined]));
@@ -243,7 +259,8 @@ export class Journal {
     const receivedAt = this.#options.clock().toISOString();
     drafts.forEach((draft, i) => {
       const dedupKey = dedupKeys[i]!;
-      const existing = this.#pendingDedup.get(dedupKey)?.entry ?? stored.get(dedupKey);
+      const closing = draft.kind === 'minimum';
+      const existing = closing ? undefined : this.#pendingDedup.get(dedupKey)?.entry ?? stored.get(dedupKey);
       if (existing) {
         results.push({ status: existing.messageHash === draft.messageHash ? 'duplicate' : 'conflict', index: existing.index });
         return;
@@ -265,13 +282,21 @@ export class Journal {
       if (tariff) {
         // Marginal pricing: the charge of the period's total with this record minus
         // without it, so a period's records sum exactly to the charge of its total.
+        // Once the period is closed (its minimum booked), later records are priced with
+        // the minimum applied, so the total stays the charge of the closed period.
         const periodKey = periodKeys[i]!;
-        const before = this.#pendingPeriods.get(periodKey)?.quantity ?? this.#writtenPeriods.get(periodKey) ?? 0n;
+        const state = this.#pendingPeriods.get(periodKey) ?? this.#writtenPeriods.get(periodKey) ?? { quantity: 0n, closed: false };
+        const before = state.quantity;
+        if (closing && (state.closed || before === 0n)) {
+          results.push({ status: 'not_needed', detail: state.closed ? `period ${draft.period ?? ''} of ${draft.tariff} for ${draft.payer} is already closed` : `period ${draft.period ?? ''} of ${draft.tariff} for ${draft.payer} has no usage` });
+          return;
+        }
         const quantity = BigInt(priced.quantity);
         priced.periodQtyBefore = before.toString();
-        priced.amountNano = marginalChargeNano(tariff, before, quantity, false).toString();
-        this.#pendingPeriods.set(periodKey, { quantity: before + quantity, groupNo });
-        ops.push({ type: 'put', key: periodKey, value: `"${before + quantity}"` });
+        priced.amountNano = (closing ? minimumTopUpNano(tariff, before) : marginalChargeNano(tariff, before, quantity, state.closed)).toString();
+        const next: PeriodState = { quantity: before + quantity, closed: state.closed || closing };
+        this.#pendingPeriods.set(periodKey, { ...next, groupNo });
+        ops.push({ type: 'put', key: periodKey, value: next.closed ? `{"q":"${next.quantity}","closed":true}` : `{"q":"${next.quantity}"}` });
       }
       // The draft is ours alone (made by priceUsage for this append): complete it in place
       // rather than copy a 17-field object per record.
@@ -286,8 +311,10 @@ export class Journal {
       const entryJson = `{"record":${canonical},"prevHash":"${head.hash}","hash":"${hash}"}`;
       const entry: DedupEntry = { index: record.index, messageHash: draft.messageHash };
       ops.push({ type: 'put', key: keys.record(record.index), value: entryJson });
-      ops.push({ type: 'put', key: dedupKey, value: `{"index":${entry.index},"messageHash":"${entry.messageHash}"}` });
-      this.#pendingDedup.set(dedupKey, { entry, groupNo });
+      if (!closing) {
+        ops.push({ type: 'put', key: dedupKey, value: `{"index":${entry.index},"messageHash":"${entry.messageHash}"}` });
+        this.#pendingDedup.set(dedupKey, { entry, groupNo });
+      }
       // Raised when prepared: a later copy of this seq then reads (and finds it pending or
       // written). If the write fails the mark stays high, which only costs a read.
       if (highest && draft.seq > (highest.get(draft.deviceId) ?? 0)) highest.set(draft.deviceId, draft.seq);

@@ -72,6 +72,7 @@ export const keys = {
   counter: (deviceId: string, meter: string) => `s!${deviceId}!${meter}`,
   /** Base units recorded so far for a (payer, tariff, period): what marginal pricing starts from. */
   period: (payer: string, tariff: string, period: string) => `q!${payer}!${tariff}!${period}`,
+  periodRange: { gt: 'q!', lt: 'q!~' },
   head: 'm!head',
   sealedThrough: 'm!sealedThrough',
   batchNo: 'm!batchNo',

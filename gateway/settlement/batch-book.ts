@@ -52,6 +52,8 @@ interface BatchBookOptions {
   logger: Logger;
   /** Distinct (account, currency) pairs the accounts may hold; see Accounts. */
   accountsMax?: number;
+  /** Run before each seal: books the close of tariff periods that have ended (gateway/ledger/period-close.ts). */
+  closePeriods?: () => Promise<unknown>;
 }
 
 /** Batches whose missing postings are written in one go when an older ledger is first opened. */
@@ -159,6 +161,8 @@ export class BatchBook {
   }
 
   async #seal(): Promise<StoredBatch[]> {
+    // A period's minimum top-up is a journal record: book it first so this seal pays it.
+    await this.#options.closePeriods?.();
     const head = this.#journal.head;
     if (head.index <= this.#sealedThrough) return [];
     const records: UsageRecord[] = [];
