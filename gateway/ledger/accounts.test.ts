@@ -11,6 +11,7 @@ import type { BatchHeader, UsageRecord } from '../../protocol/usage-record.ts';
 import { propertyRuns } from '../../test/vectors/property-seed.ts';
 import { BatchBook } from '../settlement/batch-book.ts';
 import { Accounts, AccountsFullError, account, balanceIn, sealPostings, settlementPosting, type BalanceSheet, type EntryDraft } from './accounts.ts';
+import { canonicalRecordJson } from '../../protocol/canonical-usage.ts';
 import type { Journal, JournalEntry } from './journal.ts';
 import { keys, openLedgerDb, type LedgerDb } from './ledger-db.ts';
 
@@ -41,6 +42,9 @@ class MemoryJournal {
   }
   async *entries(from: number, to: number): AsyncGenerator<JournalEntry> {
     for (const record of this.records.slice(from - 1, to)) yield { record, prevHash: '', hash: '' };
+  }
+  async *canonicalRecords(from: number, to: number): AsyncGenerator<string[]> {
+    yield this.records.slice(from - 1, to).map((record) => canonicalRecordJson(record));
   }
   asJournal(): Journal {
     return this as unknown as Journal;

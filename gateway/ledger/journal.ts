@@ -49,6 +49,16 @@ interface DedupEntry {
   messageHash: string;
 }
 
+const ENTRY_HEAD = '{"record":';
+const PREV_HASH_MEMBER = ',"prevHash":"';
+
+/** The canonical record text inside a stored journal entry (re-canonicalised if another writer laid it out differently). */
+function canonicalOfEntry(text: string): string {
+  const end = text.lastIndexOf(PREV_HASH_MEMBER);
+  if (text.startsWith(ENTRY_HEAD) && end > ENTRY_HEAD.length) return text.slice(ENTRY_HEAD.length, end);
+  return canonicalRecordJson((JSON.parse(text) as JournalEntry).record);
+}
+
 /** Period states kept in memory; past it the cache starts again (reads refill it). */
 const PERIODS_CACHED_MAX = 10_000;
 
@@ -390,6 +400,27 @@ export class Journal {
   async *entries(from: number, to: number): AsyncGenerator<JournalEntry> {
     if (to < from) return;
     for await (const value of this.#db.values({ gte: keys.record(from), lte: keys.record(to) })) yield value as JournalEntry;
+  }
+
+  /**
+   * The canonical text of the records with index in [from, to], in order, a chunk at a
+   * time and without parsing them: entries are stored as `{"record":<canonical>,"prevHash":…}`
+   * (see #prepare), and the canonical text is what chains and Merkle trees hash.
+   */
+  async *canonicalRecords(from: number, to: number, chunkEntries = 1_000): AsyncGenerator<string[]> {
+    if (to < from) return;
+    const iterator = this.#db.iterator<string, string>({ gte: keys.record(from), lte: keys.record(to), keyEncoding: 'utf8', valueEncoding: 'utf8' });
+    // LevelDB reads the next chunk on libuv's thread pool while the caller works on this one.
+    let next = iterator.nextv(chunkEntries);
+    try {
+      for (let entries = await next; entries.length > 0; entries = await next) {
+        next = iterator.nextv(chunkEntries);
+        yield entries.map(([, text]) => canonicalOfEntry(text));
+      }
+    } finally {
+      await next.catch(() => []);
+      await iterator.close();
+    }
   }
 
   async latest(limit: number): Promise<JournalEntry[]> {

@@ -19,7 +19,7 @@ import type { SignedBatchHeader, UsageRecord } from '../../protocol/usage-record
 import { Accounts, sealPostings, settlementPosting, type EntryDraft } from '../ledger/accounts.ts';
 import type { Journal } from '../ledger/journal.ts';
 import { keys, writeDurably, type LedgerDb, type LedgerOp } from '../ledger/ledger-db.ts';
-import { sealBatches } from './seal-batches.ts';
+import { BatchSealer, sealItemOfCanonical } from './seal-batches.ts';
 
 export const BATCH_STATES = ['sealed', 'submitted', 'pending', 'settled', 'rejected', 'carried'] as const;
 export type BatchStateName = (typeof BATCH_STATES)[number];
@@ -165,15 +165,18 @@ export class BatchBook {
     await this.#options.closePeriods?.();
     const head = this.#journal.head;
     if (head.index <= this.#sealedThrough) return [];
-    const records: UsageRecord[] = [];
-    for await (const entry of this.#journal.entries(this.#sealedThrough + 1, head.index)) records.push(entry.record);
+    // Streamed from the stored text: memory stays flat however many records wait.
+    const sealer = new BatchSealer();
+    for await (const chunk of this.#journal.canonicalRecords(this.#sealedThrough + 1, head.index)) for (const canonical of chunk) sealer.add(sealItemOfCanonical(canonical));
+    const records = sealer.recordCount;
     const carries = new Map<string, bigint>();
     for await (const [key, value] of this.#db.iterator(keys.carryRange)) carries.set(key.slice(2), BigInt(value as string));
     const now = this.#options.clock().toISOString();
-    const sealed = sealBatches({ gatewayId: this.#options.gatewayId, records, carries, nextBatchNo: this.#batchNo + 1, sealedAt: now, head, key: this.#options.key });
+    const sealed = sealer.seal({ gatewayId: this.#options.gatewayId, carries, nextBatchNo: this.#batchNo + 1, sealedAt: now, head, key: this.#options.key });
     const stored: StoredBatch[] = sealed.batches.map(({ batchNo, header, idempotencyKey }) => {
       const state: BatchStateName = header.amountMinor === '0' ? 'carried' : 'sealed';
-      const detail = state === 'carried' ? 'less than one minor unit due: all of it carried into the next batch' : undefined;
+      const credit = header.carriedOutNano.startsWith('-');
+      const detail = state !== 'carried' ? undefined : credit ? 'a credit (a volume tier lowered the period\'s price): nothing to pay, carried into the next batch' : 'less than one minor unit due: all of it carried into the next batch';
       return { batchNo, header, state, idempotencyKey, attempts: 0, transitions: [{ state, at: now, ...(detail ? { detail } : {}) }] };
     });
     const ops: LedgerOp[] = stored.map((batch) => ({ type: 'put', key: keys.batch(batch.batchNo), value: batch }));
@@ -187,7 +190,7 @@ export class BatchBook {
     this.#sealedThrough = head.index;
     this.#batchNo = lastBatchNo;
     for (const batch of stored) this.#count(batch, +1);
-    this.#options.logger.info({ batches: stored.length, records: records.length, through: head.index }, 'sealed batches');
+    this.#options.logger.info({ batches: stored.length, records, through: head.index }, 'sealed batches');
     return stored;
   }
 

@@ -19,7 +19,9 @@ export class MerkleRootBuilder {
    */
   readonly #stack: string[] = [];
   #count = 0;
-  /** 0x01 ‖ left ‖ right, reused for every node hash. */
+  /** 0x00 ‖ leaf data, reused for every leaf (its first byte stays 0). */
+  #leaf = Buffer.alloc(4_096);
+    /** 0x01 ‖ left ‖ right, reused for every node hash. */
   readonly #node = Buffer.alloc(1 + 2 * HASH_BYTES, NODE_PREFIX);
 
   get size(): number {
@@ -28,8 +30,11 @@ export class MerkleRootBuilder {
 
   /** Adds the leaf whose data is the UTF-8 of `canonicalText` (a record's canonical JSON, §7). */
   addCanonical(canonicalText: string): void {
-    // hash() encodes a string as UTF-8, and U+0000 is the one byte 0x00: the leaf prefix.
-    this.#add(hash('sha256', `\0${canonicalText}`, 'binary'));
+    // 0x00 ‖ UTF-8 of the text, written into one reused buffer: cheaper than hashing a
+    // new string (which node:crypto would encode into a fresh buffer each time).
+    if (this.#leaf.length < 1 + canonicalText.length * 3) this.#leaf = Buffer.alloc(1 + canonicalText.length * 3);
+    const bytes = this.#leaf.write(canonicalText, 1, 'utf8');
+    this.#add(hash('sha256', this.#leaf.subarray(0, 1 + bytes), 'binary'));
   }
 
   /** Adds an already hashed leaf (SHA-256 of 0x00 ‖ data). */
