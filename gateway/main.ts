@@ -21,6 +21,7 @@ import { Journal } from './ledger/journal.ts';
 import { openLedgerDb, type LedgerDb } from './ledger/ledger-db.ts';
 import { tariffSchedules } from './ledger/tariff-book.ts';
 import { closeEndedPeriods } from './ledger/period-close.ts';
+import { statementService } from './settlement/statement.ts';
 import { TrustedHeadFile, trustedHeadPath } from './ledger/trusted-head.ts';
 import { verifyChain, type ChainReport } from './ledger/verify-chain.ts';
 import { BatchBook } from './settlement/batch-book.ts';
@@ -187,6 +188,11 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
   const web = await startWebServer({
     host: config.http.host, port: config.http.port, dataDir: config.dataDir, sessionTtlMs: config.http.sessionTtlMs,
     logger: logger.child({ module: 'web' }), metrics, snapshot,
+    statements: statementService({
+      gatewayId: config.gatewayId, journal, batches, tariffs: intake.tariffs, clock, payers: new Set(Object.keys(config.payers)),
+      gatewayKeys: () => [{ publicKey: publicKeyHex, keyId: key.keyId, validFrom: '1970-01-01T00:00:00.000Z' }],
+      deviceKeys: () => registry.list().flatMap((d) => (d.publicKey ? [{ deviceId: d.id, publicKey: d.publicKey }] : [])),
+    }),
     health: () => {
       const brokerOk = mqtt.brokerConnected?.() ?? true;
       return {

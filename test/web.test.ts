@@ -2,7 +2,8 @@ import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestRig, type TestRig } from './support/test-gateway.ts';
+import { verifyProofBundle } from '../protocol/proof-bundle.ts';
+import { sendUsage, startTestRig, type TestRig } from './support/test-gateway.ts';
 
 async function login(rig: TestRig, password: string): Promise<Response> {
   return fetch(`${rig.gateway.httpUrl}/login`, {
@@ -62,6 +63,42 @@ describe('operator web page', () => {
     expect(page.headers.get('content-security-policy')).toContain("default-src 'none'");
     const state = (await (await fetch(`${rig.gateway.httpUrl}/api/state`, { headers: { cookie: cookie.split(';')[0]! } })).json()) as { devices: unknown[] };
     expect(state.devices).toHaveLength(7);
+  });
+
+  it('serves a payer statement as JSON, CSV and a page, and a proof bundle the offline verifier accepts', async () => {
+    await sendUsage(rig, 'cnc-1', 5, 1, '1000');
+    await rig.gateway.sealNow();
+    await sendUsage(rig, 'cnc-1', 2, 6, '1'); // not sealed yet: on the statement, not in the bundle
+    const month = new Date().toISOString().slice(0, 7);
+    const base = `${rig.gateway.httpUrl}/statements/acme-plant/${month}`;
+    expect((await fetch(`${base}/statement.json`, { redirect: 'manual' })).status).toBe(303); // login first
+    const cookie = (await login(rig, rig.gateway.operatorLogin.password!)).headers.get('set-cookie')!.split(';')[0]!;
+    const get = (file: string): Promise<Response> => fetch(`${base}/${file}`, { headers: { cookie } });
+
+    const statement = (await (await get('statement.json')).json()) as { lines: Array<{ seq: number; state: string; amount: string }>; totals: Array<{ currency: string; charged: string; unsealed: string }> };
+    expect(statement.lines.map((l) => l.state)).toEqual([...Array(5).fill('sealed'), 'unsealed', 'unsealed'].map((state) => (state === 'sealed' ? expect.stringMatching(/sealed|submitted|pending|settled/) : state)));
+    expect(statement.totals).toEqual([expect.objectContaining({ currency: 'EUR', charged: '1.500600000', unsealed: '0.000600000' })]);
+    const csv = await (await get('statement.csv')).text();
+    expect(csv.split('\r\n')[0]).toBe('index,deviceId,seq,meter,quantity,unit,deviceTime,period,tariff,amount,currency,batchId,state,paymentId');
+    expect(csv.trim().split('\r\n')).toHaveLength(8);
+    const html = await (await get('statement.html')).text();
+    expect(html).toContain('Statement: acme-plant');
+    expect(html).toContain(`/statements/acme-plant/${month}/bundle.json`);
+
+    const bundleResponse = await get('bundle.json');
+    expect(bundleResponse.headers.get('content-disposition')).toContain('attachment');
+    const bundle = await bundleResponse.json();
+    const report = verifyProofBundle(bundle, [rig.gateway.publicKeyHex]);
+    expect(report.checks.filter((c) => !c.ok)).toEqual([]);
+    expect(report.checks.some((c) => c.id.startsWith('record-inclusion:'))).toBe(true);
+    // Someone else's key proves nothing: every batch signature fails.
+    expect(verifyProofBundle(bundle, ['ab'.repeat(32)]).ok).toBe(false);
+
+    expect((await get('../../nobody/2026-11/statement.json')).status).toBe(404);
+    expect((await fetch(`${rig.gateway.httpUrl}/statements/acme-plant/2026-13/statement.json`, { headers: { cookie } })).status).toBe(400);
+    const verifier = await fetch(`${rig.gateway.httpUrl}/verify`);
+    expect(verifier.status).toBe(200);
+    expect(await verifier.text()).toContain('<title>');
   });
 
   it('serves /healthz and /metrics without a login and without secrets', async () => {
