@@ -17,15 +17,18 @@ import { generateSigningKey, signPayload, type SigningKey } from '../protocol/si
 import type { Checkpoint, UsageRecord } from '../protocol/usage-record.ts';
 import { keys, openLedgerDb, type LedgerDb } from '../gateway/ledger/ledger-db.ts';
 import { Journal } from '../gateway/ledger/journal.ts';
+import { benchBundleVerify } from './bundle-bench.ts';
 import { TRUSTED_HEAD_FILE, writeFileAtomically } from '../gateway/ledger/trusted-head.ts';
 import { verifyChain } from '../gateway/ledger/verify-chain.ts';
 import { BatchSealer, sealItemOfCanonical, type SealedBatch } from '../gateway/settlement/seal-batches.ts';
 
-export type LedgerScenario = 'ledger_verify' | 'ledger_seal';
-export const LEDGER_SCENARIOS: readonly LedgerScenario[] = ['ledger_verify', 'ledger_seal'];
+export type LedgerScenario = 'ledger_verify' | 'ledger_seal' | 'bundle_verify';
+export const LEDGER_SCENARIOS: readonly LedgerScenario[] = ['ledger_verify', 'ledger_seal', 'bundle_verify'];
 
 export interface LedgerBenchOptions {
   records: number;
+  /** Records in the proof bundle that bundle_verify checks. */
+  bundleRecords: number;
   only?: readonly LedgerScenario[];
   log: (line: string) => void;
 }
@@ -178,6 +181,7 @@ export async function runLedgerBench(options: LedgerBenchOptions): Promise<Recor
   const wanted = (scenario: LedgerScenario): boolean => !options.only || options.only.includes(scenario);
   const key = generateSigningKey();
   const figures: Record<string, number> = {};
+  if (wanted('bundle_verify')) Object.assign(figures, await benchBundleVerify(options.bundleRecords, options.log));
   if (!wanted('ledger_verify') && !wanted('ledger_seal')) return figures;
   await withJournal(options.records, key, options.log, async (db, dataDir) => {
     if (wanted('ledger_verify')) Object.assign(figures, await benchVerify(db, dataDir, options.records, key, options.log));

@@ -5,7 +5,7 @@ import { runIngestBench, writeBenchResults, type LoadResult, type Scenario } fro
 import { LEDGER_SCENARIOS, runLedgerBench, type LedgerScenario } from '../bench/ledger-bench.ts';
 
 const HELP = `Usage: meterbridge bench [--messages N] [--warmup W] [--devices M] [--inflight K] [--rate R]
-                        [--ledger-records L] [--only LIST] [--out FILE]
+                        [--ledger-records L] [--bundle-records B] [--only LIST] [--out FILE]
 
 Publishes N usage messages from M simulated devices (QoS 1, K unacknowledged per
 device) through: the gateway's embedded broker (ack = durable in the ledger), the
@@ -25,8 +25,10 @@ Options:
   --inflight K   unacknowledged messages per device (default 10)
   --rate R       offered records/s for the latency run (default 10000; 0 skips it)
   --ledger-records L  records in the ledger scenarios (default 1000000)
+  --bundle-records B  records in the proof bundle bundle_verify checks (default 100000)
   --only LIST    run only these scenarios (comma-separated): gateway_embedded,
-                 bare_aedes, bare_mosquitto, gateway_mosquitto, ledger_verify, ledger_seal
+                 bare_aedes, bare_mosquitto, gateway_mosquitto, ledger_verify, ledger_seal,
+                 bundle_verify
   --out FILE     results file (default ./bench-results.json)
   -h, --help     show this help
 
@@ -59,7 +61,7 @@ function table(log: (line: string) => void, title: string, results: Partial<Reco
 }
 
 export async function benchCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { messages: { type: 'string' }, warmup: { type: 'string' }, devices: { type: 'string' }, inflight: { type: 'string' }, rate: { type: 'string' }, 'ledger-records': { type: 'string' }, only: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  const { values } = parseArgs({ args: argv, options: { messages: { type: 'string' }, warmup: { type: 'string' }, devices: { type: 'string' }, inflight: { type: 'string' }, rate: { type: 'string' }, 'ledger-records': { type: 'string' }, 'bundle-records': { type: 'string' }, only: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) {
     process.stdout.write(HELP);
     return 0;
@@ -82,11 +84,13 @@ export async function benchCommand(argv: string[]): Promise<number> {
     Object.assign(figures, await ingestFigures({ ...options, ...(ingestOnly ? { only: ingestOnly } : {}) }, positiveInt(values.rate, 10_000, 'rate', true)));
   }
   if (ledgerOnly === undefined || ledgerOnly.length > 0) {
-    const ledger = await runLedgerBench({ records: ledgerRecords, ...(ledgerOnly ? { only: ledgerOnly } : {}), log });
+    const bundleRecords = positiveInt(values['bundle-records'], 100_000, 'bundle-records');
+    const ledger = await runLedgerBench({ records: ledgerRecords, bundleRecords, ...(ledgerOnly ? { only: ledgerOnly } : {}), log });
     log('');
     log(`ledger (${ledgerRecords} records)          ms    per 10^6 ms   target per 10^6`);
     if (ledger.ledger_verify_ms !== undefined) log(`start-up verification ${String(ledger.ledger_verify_ms).padStart(13)} ${String(ledger.ledger_verify_1e6_ms).padStart(13)}   ≤ 5000`);
     if (ledger.ledger_seal_ms !== undefined) log(`seal one batch        ${String(ledger.ledger_seal_ms).padStart(13)} ${String(ledger.ledger_seal_1e6_ms).padStart(13)}   ≤ 2000`);
+    if (ledger.bundle_verify_ms !== undefined) log(`verify a proof bundle of ${bundleRecords} records: ${ledger.bundle_verify_ms} ms (${ledger.bundle_verify_records_per_s} records/s, ${ledger.bundle_verify_json_mb} MB of JSON, ${ledger.bundle_verify_device_signed} device signatures)`);
     if (ledger.ledger_seal_from_disk_ms !== undefined) log(`seal, read from LevelDB ${String(ledger.ledger_seal_from_disk_ms).padStart(11)} ${String(ledger.ledger_seal_from_disk_1e6_ms).padStart(13)}   (no target: the read alone is ~2.5 s)`);
     Object.assign(figures, ledger);
   }

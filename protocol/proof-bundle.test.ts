@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { carryKey, sealBatches, type SealedBatch } from '../gateway/settlement/seal-batches.ts';
 import { canonicalBytes } from './canonical-json.ts';
 import { sha256, toHex } from './hash.ts';
-import { buildProofBundle, verifyProofBundle, type BundleRecord, type BundleReport, type GatewayKey, type ProofBundle } from './proof-bundle.ts';
+import { buildProofBundle, verifyProofBundle, type BundleRecord, type BundleReport, type GatewayKey, type ProofBundle, type ProvenEntry } from './proof-bundle.ts';
 import { signingKeyFromSecret, type SigningKey } from './signing.ts';
 import { checkTariffVersion, marginalChargeNano, minimumTopUpNano, tariffHash, type TariffVersion } from './tariff.ts';
 import { unsignedMessage, type UsageMessage } from './usage-message.ts';
@@ -171,7 +171,7 @@ describe('verifyProofBundle', () => {
 
   it('names the record whose proof was changed, though every record is intact', () => {
     const bundle = copy(acmeBundle());
-    const proof = bundle.batches[2]!.records[6]!.proof;
+    const proof = bundle.batches[2]!.records[6]!.proof!;
     proof.path[1] = proof.path[1]!.replace(/^./, (c) => (c === '0' ? '1' : '0'));
     expect(failed(verifyProofBundle(bundle, BOTH))).toEqual(['record-inclusion:34']);
     proof.path.pop();
@@ -297,13 +297,38 @@ describe('verifyProofBundle', () => {
     expect(failed(verifyProofBundle(bundleOf(false), BOTH))).toContain('record-amount:3');
   });
 
+  it('leaves out the proofs of whole batches on request, and still names what was tampered with', () => {
+    const l = ledger();
+    const acme = l.batches.filter((b) => b.header.payer === 'acme');
+    const lean = buildProofBundle({
+      gatewayId: 'gateway-1', payer: 'acme', period: '2026-11', createdAt: '2026-12-01T08:00:00.000Z', omitWholeBatchProofs: true,
+      batches: acme.map((b) => ({ header: b.header, records: recordsOf(l, b) })),
+      gatewayKeys: GATEWAY_KEYS, tariffs: [CYCLES, ENERGY], deviceKeys: [{ deviceId: 'cnc-7', publicKey: hexOf(DEVICE_KEY) }],
+    });
+    expect(lean.batches.every((b) => b.records.every((e) => e.proof === undefined))).toBe(true);
+    expect(JSON.stringify(lean).length).toBeLessThan(JSON.stringify(acmeBundle(l)).length);
+    const report = verifyProofBundle(lean, BOTH);
+    expect(failed(report)).toEqual([]);
+    expect(report.checks.filter((c) => c.id.startsWith('batch-merkle-root:')).length).toBe(acme.length);
+
+    const changed = copy(lean);
+    changed.batches[0]!.records[1]!.record.quantity = '9';
+    expect(failed(verifyProofBundle(changed, BOTH))).toEqual(expect.arrayContaining([`batch-merkle-root:${acme[0]!.header.batchId}`, `record-amount:${changed.batches[0]!.records[1]!.record.index}`]));
+    const dropped = copy(lean);
+    dropped.batches[1]!.records.splice(2, 1);
+    expect(failed(verifyProofBundle(dropped, BOTH))).toContain(`batch-merkle-root:${acme[1]!.header.batchId}`);
+    const mixed = copy(lean);
+    mixed.batches[0]!.records[0]!.proof = acmeBundle(l).batches[0]!.records[0]!.proof!;
+    expect(failed(verifyProofBundle(mixed, BOTH))).toEqual(['bundle-format']);
+  });
+
   it('accepts an excerpt of a batch with a warning that its total cannot be checked', () => {
     const l = ledger();
     const batch = l.batches[0]!;
     const full = acmeBundle(l).batches[0]!;
     const bundle = buildProofBundle({
       gatewayId: 'gateway-1', payer: 'acme', period: '2026-11', createdAt: '2026-12-01T08:00:00.000Z', gatewayKeys: GATEWAY_KEYS, tariffs: [CYCLES, ENERGY],
-      deviceKeys: [{ deviceId: 'cnc-7', publicKey: hexOf(DEVICE_KEY) }], batches: [{ header: batch.header, entries: [full.records[5]!, full.records[1]!] }],
+      deviceKeys: [{ deviceId: 'cnc-7', publicKey: hexOf(DEVICE_KEY) }], batches: [{ header: batch.header, entries: [full.records[5]! as ProvenEntry, full.records[1]! as ProvenEntry] }],
     });
     expect(bundle.batches[0]!.excerpt).toBe(true);
     const report = verifyProofBundle(bundle, BOTH);

@@ -8,7 +8,7 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import { canonicalBytes, canonicalJson } from './canonical-json.ts';
 import { canonicalRecordJson } from './canonical-usage.ts';
 import { fromHex, sha256HexOf, toHex } from './hash.ts';
-import { MerkleTree, leafHash, verifyInclusion, type InclusionProof } from './merkle.ts';
+import { MerkleTree, leafHash, merkleRoot, verifyInclusion, type InclusionProof } from './merkle.ts';
 import { formatMinor, formatNano, nanoPerMinor, parsePriceNano } from './money.ts';
 import { keyIdOf, verifyPayload } from './signing.ts';
 import { marginalChargeNano, minimumTopUpNano, periodOf, tariffHash, type TariffVersion } from './tariff.ts';
@@ -49,8 +49,12 @@ export interface DeviceKey {
 
 export interface BundleEntry {
   record: BundleRecord;
-  /** RFC 9162 inclusion proof of the record under its batch's merkleRoot (docs/protocol.md §7). */
-  proof: InclusionProof;
+  /**
+   * RFC 9162 inclusion proof of the record under its batch's merkleRoot (docs/protocol.md §7).
+   * Absent from every record of a batch held whole: the root over all its records, in
+   * order, must then be the signed merkleRoot (a third of the bundle's size).
+   */
+  proof?: InclusionProof;
 }
 
 export interface BundleBatch {
@@ -79,11 +83,20 @@ export interface ProofBundle {
   batches: BundleBatch[];
 }
 
+/** A bundle entry with its proof: as built, and as the verifier checks it (after filling in the proofs a whole batch leaves out). */
+export type ProvenEntry = BundleEntry & { proof: InclusionProof };
+type ProvenBatch = Omit<BundleBatch, 'records'> & {
+  records: ProvenEntry[];
+  /** Set for a batch that came without proofs: whether all its records, in order, hash to the signed root. */
+  rootMatches?: boolean;
+};
+type ProvenBundle = Omit<ProofBundle, 'batches'> & { batches: ProvenBatch[] };
+
 export type BatchInput =
   /** Every record of the batch in journal order: the proofs are computed here. */
   | { header: SignedBatchHeader; records: readonly BundleRecord[] }
   /** Records with ready-made proofs: all of the batch's, or some (then the batch is an excerpt). */
-  | { header: SignedBatchHeader; entries: readonly BundleEntry[] };
+  | { header: SignedBatchHeader; entries: readonly ProvenEntry[] };
 
 export interface ProofBundleInput {
   gatewayId: string;
@@ -97,6 +110,8 @@ export interface ProofBundleInput {
   tariffs: readonly TariffVersion[];
   /** May hold more devices than used; only those with signed records are kept. */
   deviceKeys: readonly DeviceKey[];
+  /** Leave out the proofs of batches held whole (the verifier rebuilds their trees): about a third of the size. */
+  omitWholeBatchProofs?: boolean;
 }
 
 const utf8 = new TextEncoder();
@@ -126,7 +141,8 @@ function bundleBatchOf(input: BatchInput, payer: string): BundleBatch {
  * device keys the records need. Throws when the inputs do not fit together (a bug).
  */
 export function buildProofBundle(input: ProofBundleInput): ProofBundle {
-  const batches = input.batches.map((b) => bundleBatchOf(b, input.payer)).sort((a, b) => a.header.firstIndex - b.header.firstIndex);
+  const proven = input.batches.map((b) => bundleBatchOf(b, input.payer)).sort((a, b) => a.header.firstIndex - b.header.firstIndex);
+  const batches: BundleBatch[] = input.omitWholeBatchProofs ? proven.map((b) => (b.excerpt ? b : { ...b, records: b.records.map((e) => ({ record: e.record })) })) : proven;
   const tariffsByHash = new Map(input.tariffs.map((t) => [tariffHash(t), t]));
   const tariffs = new Map<string, TariffVersion>();
   const signers = new Set<string>();
@@ -205,7 +221,7 @@ function need(ok: boolean, path: string, what: string): asserts ok {
 }
 
 /** Checks the members the verifier reads before it reads them: a bad bundle is reported, never a crash. */
-function checkShape(o: Record<string, unknown>, path: string, fields: Record<string, 'string' | 'int' | 'nat' | 'integer' | 'object' | 'array' | 'string?'>): void {
+function checkShape(o: Record<string, unknown>, path: string, fields: Record<string, 'string' | 'int' | 'nat' | 'integer' | 'object' | 'object?' | 'array' | 'string?'>): void {
   for (const [key, type] of Object.entries(fields)) {
     const value = o[key];
     const at = `${path}.${key}`;
@@ -215,6 +231,7 @@ function checkShape(o: Record<string, unknown>, path: string, fields: Record<str
     else if (type === 'nat') need(typeof value === 'string' && NATURAL.test(value), at, 'must be a non-negative integer as a decimal string');
     else if (type === 'integer') need(typeof value === 'string' && INTEGER.test(value), at, 'must be an integer as a decimal string');
     else if (type === 'object') need(isObject(value), at, 'must be an object');
+    else if (type === 'object?') need(value === undefined || isObject(value), at, 'must be an object when present');
     else need(Array.isArray(value), at, 'must be an array');
   }
 }
@@ -242,18 +259,19 @@ function checkBundleShape(value: unknown): asserts value is ProofBundle {
     const header = b.header as Record<string, unknown>;
     checkShape(header, `${at}.header`, {
       batchId: 'string', gatewayId: 'string', payer: 'string', currency: 'string', recordCount: 'int', firstIndex: 'int', lastIndex: 'int', merkleRoot: 'string',
-      totalNano: 'integer', carriedInNano: 'nat', amountMinor: 'nat', carriedOutNano: 'nat', sealedAt: 'string', sig: 'object',
+      totalNano: 'integer', carriedInNano: 'integer', amountMinor: 'nat', carriedOutNano: 'integer', sealedAt: 'string', sig: 'object',
     });
     const records = b.records as unknown[];
     recordsTotal += records.length;
     need(recordsTotal <= BUNDLE_RECORDS_MAX, '$.batches', `hold more than ${BUNDLE_RECORDS_MAX} records`);
     records.forEach((e, j) => {
       need(isObject(e), `${at}.records[${j}]`, 'must be an object');
-      checkShape(e, `${at}.records[${j}]`, { record: 'object', proof: 'object' });
+      checkShape(e, `${at}.records[${j}]`, { record: 'object', proof: 'object?' });
       checkShape(e.record as Record<string, unknown>, `${at}.records[${j}].record`, {
         index: 'int', seq: 'int', deviceId: 'string', payer: 'string', currency: 'string', gatewayId: 'string', unit: 'string', quantity: 'nat', amountNano: 'integer',
         tariffHash: 'string?', unitPrice: 'string?', deviceSig: 'string?',
       });
+      if (e.proof === undefined) return;
       const proof = e.proof as Record<string, unknown>;
       checkShape(proof, `${at}.records[${j}].proof`, { leafIndex: 'int', treeSize: 'int', path: 'array' });
       need((proof.path as unknown[]).every((p) => typeof p === 'string'), `${at}.records[${j}].proof.path`, 'must hold hex strings');
@@ -344,7 +362,7 @@ function missingRanges(present: readonly number[], n: number): { count: number; 
   return { count, ranges };
 }
 
-function checkBatchRecords(bundle: ProofBundle, batch: BundleBatch, checks: Checks): void {
+function checkBatchRecords(bundle: ProofBundle, batch: ProvenBatch, checks: Checks): void {
   const { header, records } = batch;
   const name = `Batch ${header.batchId}`;
   const headerId = `batch-header:${header.batchId}`;
@@ -383,7 +401,7 @@ function checkBatchRecords(bundle: ProofBundle, batch: BundleBatch, checks: Chec
   checks.pass(id, `${name}: all ${header.recordCount} records present, in journal order`);
 }
 
-function checkBatchMoney(batch: BundleBatch, previous: BundleBatch | undefined, checks: Checks): void {
+function checkBatchMoney(batch: ProvenBatch, previous: ProvenBatch | undefined, checks: Checks): void {
   const { header, records } = batch;
   const name = `Batch ${header.batchId}`;
   const cur = header.currency;
@@ -424,9 +442,9 @@ function checkBatchMoney(batch: BundleBatch, previous: BundleBatch | undefined, 
  * Undefined when that shortcut does not apply; each proof is then verified on its own,
  * which also names the records that do not fit.
  */
-function treeProofCheck(batch: BundleBatch): ((position: number, path: readonly string[]) => boolean) | undefined {
+function treeProofCheck(batch: ProvenBatch): ((position: number, path: readonly string[]) => boolean) | undefined {
   const { header, records } = batch;
-  if (batch.excerpt || records.length !== header.recordCount || !records.every((e, i) => e.proof.leafIndex === i)) return undefined;
+  if (batch.rootMatches !== undefined || batch.excerpt || records.length !== header.recordCount || !records.every((e, i) => e.proof.leafIndex === i)) return undefined;
   const tree = new MerkleTree(records.map((e) => leafHash(recordBytes(e.record))));
   if (toHex(tree.root) !== header.merkleRoot) return undefined;
   return (position, path) => {
@@ -435,7 +453,7 @@ function treeProofCheck(batch: BundleBatch): ((position: number, path: readonly 
   };
 }
 
-function checkRecordInclusion(batch: BundleBatch, entry: BundleEntry, byTree: ReturnType<typeof treeProofCheck>, checks: Checks): void {
+function checkRecordInclusion(batch: ProvenBatch, entry: ProvenEntry, byTree: ReturnType<typeof treeProofCheck>, checks: Checks): void {
   const { header } = batch;
   const { record, proof } = entry;
   const id = `record-inclusion:${record.index}`;
@@ -444,6 +462,10 @@ function checkRecordInclusion(batch: BundleBatch, entry: BundleEntry, byTree: Re
   if (mismatch) return checks.fail(id, `${name}: ${mismatch} ${record[mismatch]}, but batch ${header.batchId} is for ${header[mismatch]}`);
   if (record.index < header.firstIndex || record.index > header.lastIndex) return checks.fail(id, `${name}: outside batch ${header.batchId}'s records ${header.firstIndex}..${header.lastIndex}`);
   // protocol.md §7: the tree size comes from the signed header, never from the proof.
+  if (batch.rootMatches !== undefined) {
+    return void checks.check(batch.rootMatches, id, `${name}: included in batch ${header.batchId} at position ${proof.leafIndex} (the batch's records hash to its signed root)`,
+      `${name}: batch ${header.batchId}'s records do not hash to its signed root, so this record's inclusion is not shown`);
+  }
   if (proof.treeSize !== header.recordCount) return checks.fail(id, `${name}: proof claims a batch of ${proof.treeSize} records, the signed header says ${header.recordCount}`);
   const ok = byTree && proof.leafIndex < header.recordCount ? byTree(proof.leafIndex, proof.path) : verifyInclusion(recordBytes(record), proof, header.merkleRoot);
   checks.check(ok, id, `${name}: included in batch ${header.batchId} at position ${proof.leafIndex} (Merkle proof)`,
@@ -458,7 +480,7 @@ const periodKeyOf = (record: BundleRecord): string => `${record.payer} ${record.
  * Where each period was closed: the journal index of its `minimum` record. From there on
  * the journal prices that period with its minimum applied (docs/tariffs.md).
  */
-function periodClosesOf(entries: readonly BundleEntry[]): Map<string, number> {
+function periodClosesOf(entries: readonly ProvenEntry[]): Map<string, number> {
   const closes = new Map<string, number>();
   for (const { record } of entries) {
     if (record.kind !== 'minimum') continue;
@@ -479,7 +501,7 @@ function checkPeriodClose(record: BundleRecord, tariff: TariffVersion, checks: C
     `${name}: closes period ${record.period} of tariff ${record.tariff} with a top-up of ${formatNano(amount)} ${record.currency}, but on ${before} ${record.unit} the minimum ${tariff.minimumPerPeriod ?? '0'} needs ${formatNano(expected)} ${record.currency}`);
 }
 
-function checkRecordAmount(entry: BundleEntry, tariffs: ReadonlyMap<string, TariffVersion>, closes: ReadonlyMap<string, number>, checks: Checks): void {
+function checkRecordAmount(entry: ProvenEntry, tariffs: ReadonlyMap<string, TariffVersion>, closes: ReadonlyMap<string, number>, checks: Checks): void {
   const { record } = entry;
   const id = `record-amount:${record.index}`;
   const name = `Record ${record.index}`;
@@ -555,7 +577,7 @@ function verifyEd25519(signature: Uint8Array, message: Uint8Array, publicKeyHex:
   return ed25519.verify(signature, message, fromHex(publicKeyHex, 'publicKey', 32));
 }
 
-function checkDeviceSignature(entry: BundleEntry, deviceKeys: ReadonlyMap<string, string[]>, checks: Checks): void {
+function checkDeviceSignature(entry: ProvenEntry, deviceKeys: ReadonlyMap<string, string[]>, checks: Checks): void {
   const { record } = entry;
   if (record.deviceSig === undefined) return;
   const id = `record-device-signature:${record.index}`;
@@ -571,7 +593,7 @@ function checkDeviceSignature(entry: BundleEntry, deviceKeys: ReadonlyMap<string
   checks.check(key !== undefined, id, `${name}: device signature valid`, `${name}: device signature does not verify with ${keys.length === 1 ? 'the device key' : `any of the ${keys.length} device keys`} in the bundle`);
 }
 
-function checkSequences(entries: readonly BundleEntry[], checks: Checks): void {
+function checkSequences(entries: readonly ProvenEntry[], checks: Checks): void {
   const byDevice = new Map<string, BundleRecord[]>();
   for (const { record } of entries) {
     if (record.kind === 'minimum') continue; // a period close, not a device's message
@@ -601,7 +623,7 @@ function checkSequences(entries: readonly BundleEntry[], checks: Checks): void {
 }
 
 /** periodQtyBefore must run on from one record to the next within each (payer, tariff, period). */
-function checkPeriodQuantities(entries: readonly BundleEntry[], excerpted: ReadonlySet<number>, checks: Checks): void {
+function checkPeriodQuantities(entries: readonly ProvenEntry[], excerpted: ReadonlySet<number>, checks: Checks): void {
   const runs = new Map<string, BundleRecord[]>();
   for (const { record } of entries) {
     if (record.periodQtyBefore === undefined || record.period === undefined || !NATURAL.test(record.periodQtyBefore)) continue;
@@ -636,7 +658,7 @@ function checkPeriodQuantities(entries: readonly BundleEntry[], excerpted: Reado
   }
 }
 
-function checkTariffs(bundle: ProofBundle, entries: readonly BundleEntry[], checks: Checks): Map<string, TariffVersion> {
+function checkTariffs(bundle: ProofBundle, entries: readonly ProvenEntry[], checks: Checks): Map<string, TariffVersion> {
   const byHash = new Map<string, TariffVersion>();
   const used = new Map<string, number>();
   for (const { record } of entries) if (record.tariffHash !== undefined) used.set(record.tariffHash, (used.get(record.tariffHash) ?? 0) + 1);
@@ -667,11 +689,43 @@ export function verifyProofBundle(bundle: unknown, trustedGatewayPublicKeys: rea
     checks.fail('bundle-format', `Bundle format: ${error.message}`);
     return reportOf(checks);
   }
-  runChecks(bundle, trustedGatewayPublicKeys, checks);
+  const proven = withProofs(bundle as ProofBundle, checks);
+  if (proven) runChecks(proven, trustedGatewayPublicKeys, checks);
   return reportOf(checks);
 }
 
-function runChecks(bundle: ProofBundle, trustedHex: readonly string[], checks: Checks): void {
+/**
+ * Fills in the proofs a batch held whole leaves out, from the tree over its records in
+ * the order given, so every check reads the same. When that tree's root is not the signed
+ * root, one check says so for the batch (and each record's inclusion then fails too).
+ */
+function withProofs(bundle: ProofBundle, checks: Checks): ProvenBundle | undefined {
+  const batches: ProvenBatch[] = [];
+  for (const batch of bundle.batches) {
+    const withProof = batch.records.filter((e) => e.proof !== undefined).length;
+    if (withProof === batch.records.length) {
+      batches.push(batch as ProvenBatch);
+      continue;
+    }
+    const name = `Batch ${batch.header.batchId}`;
+    if (withProof > 0 || batch.excerpt) {
+      checks.fail('bundle-format', `Bundle format: ${name}: ${batch.excerpt ? 'an excerpt' : 'a batch'} must carry a proof for ${batch.excerpt ? 'each' : 'every or no'} record`);
+      return undefined;
+    }
+    const root = toHex(merkleRoot(batch.records.map((e) => leafHash(recordBytes(e.record)))));
+    const rootMatches = root === batch.header.merkleRoot && batch.records.length === batch.header.recordCount;
+    const id = `batch-merkle-root:${batch.header.batchId}`;
+    checks.check(rootMatches, id,
+      `${name}: the ${batch.records.length} records hash to the signed Merkle root`,
+      `${name}: the ${batch.records.length} records in the bundle hash to ${root.slice(0, 16)}…, the signed root is ${batch.header.merkleRoot.slice(0, 16)}… (of ${batch.header.recordCount} records): a record was changed, added, removed or reordered`);
+    // Positions only: with the root rebuilt from all of them, no path is needed.
+    const treeSize = batch.records.length;
+    batches.push({ ...batch, rootMatches, records: batch.records.map((e, i) => ({ record: e.record, proof: { leafIndex: i, treeSize, path: [] } })) });
+  }
+  return { ...bundle, batches };
+}
+
+function runChecks(bundle: ProvenBundle, trustedHex: readonly string[], checks: Checks): void {
   const entries = bundle.batches.flatMap((b) => b.records);
   const excerpted = new Set(bundle.batches.filter((b) => b.excerpt).flatMap((b) => b.records.map((e) => e.record.index)));
   const inPeriod = entries.filter(({ record }) => (record.period ?? record.deviceTime).startsWith(bundle.period)).length;
@@ -681,7 +735,7 @@ function runChecks(bundle: ProofBundle, trustedHex: readonly string[], checks: C
   const deviceKeys = new Map<string, string[]>();
   for (const k of bundle.deviceKeys) deviceKeys.set(k.deviceId, [...(deviceKeys.get(k.deviceId) ?? []), k.publicKey.toLowerCase()]);
   const seen = new Map<number, string>();
-  const lastOf = new Map<string, BundleBatch>();
+  const lastOf = new Map<string, ProvenBatch>();
   const closes = periodClosesOf(entries);
   for (const batch of bundle.batches) {
     checkBatchSignature(bundle, batch.header, keys, checks);

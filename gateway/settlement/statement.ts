@@ -197,7 +197,7 @@ export function statementService(sources: StatementServiceSources): { statement(
       return buildProofBundle({
         gatewayId: sources.gatewayId, payer, period: month, createdAt: gathered.statement.generatedAt,
         batches: gathered.batches.map((b) => ({ header: b.header, entries: b.proofs })),
-        gatewayKeys: sources.gatewayKeys(), tariffs: gathered.tariffs, deviceKeys: sources.deviceKeys(),
+        gatewayKeys: sources.gatewayKeys(), tariffs: gathered.tariffs, deviceKeys: sources.deviceKeys(), omitWholeBatchProofs: true,
       });
     },
   };
