@@ -4,6 +4,7 @@ import { benchCommand } from './bench-command.ts';
 import { demoCommand } from './demo-command.ts';
 import { deviceCommand } from './device-command.ts';
 import { gatewayCommand } from './gateway-command.ts';
+import { keyCommand } from './key-command.ts';
 import { mosquittoConfigCommand } from './mosquitto-config-command.ts';
 import { simCommand } from './sim-command.ts';
 import { verifyCommand } from './verify-command.ts';
@@ -14,6 +15,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; summa
   sim: { run: simCommand, summary: 'run simulated machines against a gateway' },
   'bank-sandbox': { run: bankSandboxCommand, summary: 'run the local Open Banking VRP sandbox bank' },
   device: { run: deviceCommand, summary: 'provision, rotate, revoke and list devices' },
+  key: { run: keyCommand, summary: 'show or rotate the gateway\'s signing key (old receipts stay verifiable)' },
   'mosquitto-config': { run: mosquittoConfigCommand, summary: 'write the Mosquitto config and ACL for external broker mode' },
   bench: { run: benchCommand, summary: 'measure ingest throughput, latency and memory (writes bench-results.json)' },
   verify: { run: verifyCommand, summary: 'check a payer\'s proof bundle offline against the gateway\'s public key' },

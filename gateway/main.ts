@@ -4,7 +4,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import cron from 'node-cron';
 import type { Logger } from 'pino';
-import { toHex } from '../protocol/hash.ts';
+import { fromHex, toHex } from '../protocol/hash.ts';
 import type { GatewayConfig } from './config.ts';
 import { DeviceRegistry } from './ingest/device-registry.ts';
 import { Intake } from './ingest/intake.ts';
@@ -16,7 +16,7 @@ import { startMqttBroker, type MqttBroker } from './ingest/mqtt-broker.ts';
 import { RejectionLog } from './ingest/rejection-log.ts';
 import { SequenceGaps } from './ingest/sequence-gaps.ts';
 import { StorageGuard } from './ingest/storage-guard.ts';
-import { loadOrCreateGatewayKey } from './ledger/gateway-key.ts';
+import { loadKeyring } from './ledger/gateway-key.ts';
 import { Journal } from './ledger/journal.ts';
 import { openLedgerDb, type LedgerDb } from './ledger/ledger-db.ts';
 import { tariffSchedules } from './ledger/tariff-book.ts';
@@ -130,14 +130,20 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
     payerCurrencies: Object.fromEntries(Object.entries(config.payers).map(([payer, p]) => [payer, p.currency])),
     devicesMax: config.limits.devicesMax,
   });
-  const { key, created } = await loadOrCreateGatewayKey(config.dataDir);
-  if (created) logger.info({ keyId: key.keyId }, 'created gateway signing key');
   const operatorLogin = await ensureOperatorLogin(config.dataDir, { reset: options.resetOperatorLogin ?? false });
-
+  // The ledger's LevelDB lock first: `meterbridge key rotate` holds it while it changes the keyring.
   const db = await openLedgerDb(`${config.dataDir}/ledger`);
+  const keyring = await loadKeyring(config.dataDir).catch(async (error: unknown) => {
+    await db.close();
+    throw error;
+  });
+  const key = keyring.current;
+  if (keyring.created) logger.info({ keyId: key.keyId }, 'created gateway signing key');
+
   const gaps = new SequenceGaps();
   const highestSeqByDevice = new Map<string, number>();
-  const chainReport = await verifyChain(db, key, {
+  // Signed by any key the gateway has had: what an old key signed before a rotation stays good.
+  const chainReport = await verifyChain(db, keyring.history.keys.map((k) => ({ publicKey: fromHex(k.publicKey, 'publicKey', 32) })), {
     trustedHeadFile: trustedHeadPath(config.dataDir),
     onRecord: (record) => {
       if (record.kind === 'minimum') return; // a period close, not a device's message
@@ -190,7 +196,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
     logger: logger.child({ module: 'web' }), metrics, snapshot,
     statements: statementService({
       gatewayId: config.gatewayId, journal, batches, tariffs: intake.tariffs, clock, payers: new Set(Object.keys(config.payers)),
-      gatewayKeys: () => [{ publicKey: publicKeyHex, keyId: key.keyId, validFrom: '1970-01-01T00:00:00.000Z' }],
+      gatewayKeys: () => keyring.history.keys.map((k) => ({ ...k })),
       deviceKeys: () => registry.list().flatMap((d) => (d.publicKey ? [{ deviceId: d.id, publicKey: d.publicKey }] : [])),
     }),
     health: () => {

@@ -67,8 +67,9 @@ describe('verifyChain with a trusted head file', () => {
 
   it('refuses a trusted head signed by another key, and an unreadable file', async () => {
     const { sig: _sig, ...payload } = JSON.parse(await readFile(headFile, 'utf8')) as SignedCheckpoint;
-    await writeFile(headFile, JSON.stringify({ ...payload, sig: signPayload(payload, generateSigningKey()) }));
-    expect((await verifyChain(db, key, { trustedHeadFile: headFile })).problems).toEqual(['trusted head file: checkpoint 25 signature does not verify with the gateway key']);
+    const stranger = generateSigningKey();
+    await writeFile(headFile, JSON.stringify({ ...payload, sig: signPayload(payload, stranger) }));
+    expect((await verifyChain(db, key, { trustedHeadFile: headFile })).problems).toEqual([`trusted head file: checkpoint 25 signed with key ${stranger.keyId}, which is not in the gateway's key history`]);
     await writeFile(headFile, '{"index": 25, ');
     const report = await verifyChain(db, key, { trustedHeadFile: headFile });
     expect(report.problems).toHaveLength(1);
@@ -101,6 +102,20 @@ describe('verifyChain with a trusted head file', () => {
     const { problems } = await verifyChain(db, key, { trustedHeadFile: headFile });
     expect(problems[0]).toMatch(/^index 3: entry is unreadable \(/);
     expect(problems).toContain('records 3..3 are missing (deleted)');
-    expect(problems).toContain('checkpoint 20: signature does not verify with the gateway key');
+    expect(problems).toContain(`checkpoint 20: signature does not verify with gateway key ${key.keyId}`);
+  });
+
+  it('verifies checkpoints signed by each key of the history, and names a key the history does not list', async () => {
+    const next = generateSigningKey();
+    const journal = await Journal.open(db, {
+      gatewayId: 'gw-test', signingKey: next, clock: () => new Date('2026-12-01T12:00:00.000Z'), queueMax: 100, batchMax: 5, checkpointEveryRecords: 10, checkpointIntervalMs: 3_600_000,
+      onCheckpointWritten: (checkpoint) => trustedHead.record(checkpoint),
+    });
+    await Promise.all(Array.from({ length: 10 }, (_, i) => journal.append(draft(26 + i))));
+    await journal.checkpointNow();
+    await trustedHead.flush();
+    expect(await verifyChain(db, [key, next], { trustedHeadFile: headFile })).toMatchObject({ ok: true, records: 35, checkpoints: 4, trustedHeadIndex: 35, problems: [] });
+    const { problems } = await verifyChain(db, [next], { trustedHeadFile: headFile });
+    expect(problems).toEqual([10, 20, 25].map((index) => `checkpoint ${index}: signed with key ${key.keyId}, which is not in the gateway's key history`));
   });
 });

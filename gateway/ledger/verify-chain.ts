@@ -6,6 +6,10 @@
  * (verify-batches.ts) signed and matching the records it covers. Settlement refuses to
  * run on a broken chain. Each problem names the index and what is wrong with it.
  *
+ * Signatures are checked against the gateway's key history (gateway-key.ts): each with
+ * the key its keyId names, so what an old key signed before a rotation still verifies; a
+ * keyId the history does not list is a problem, and every problem names the key.
+ *
  * It reads a million records in a few seconds: values come from LevelDB as text in
  * chunks; the hash is taken over the record text as stored, with node:crypto's one-shot
  * hash over a reused buffer; the record is parsed only when someone needs its fields
@@ -20,11 +24,11 @@
 import { hash as nodeHash } from 'node:crypto';
 import { canonicalRecordJson } from '../../protocol/canonical-usage.ts';
 import { ZERO_HASH_HEX } from '../../protocol/hash.ts';
-import type { SigningKey } from '../../protocol/signing.ts';
+import { keyIdOf, type Signature, type SigningKey } from '../../protocol/signing.ts';
 import type { SignedCheckpoint, UsageRecord } from '../../protocol/usage-record.ts';
 import { BatchAudit } from '../settlement/verify-batches.ts';
 import { keys, type LedgerDb } from './ledger-db.ts';
-import { signatureVerifier, type SignatureVerifier } from './node-signature.ts';
+import { signatureVerifier } from './node-signature.ts';
 import type { ChainHead } from './journal.ts';
 import { readTrustedHead } from './trusted-head.ts';
 
@@ -48,6 +52,28 @@ export interface VerifyChainOptions {
   trustedHeadFile?: string;
   /** Check stored batch headers against their records too (default true). */
   batches?: boolean;
+}
+
+/** Why a gateway signature fails, with the key it names; `text` follows the signed object's name. */
+export interface SignatureFailure {
+  reason: 'unnamed' | 'unknown-key' | 'invalid';
+  keyId?: string;
+  text: string;
+}
+
+/** Undefined when `signature` verifies with the key its keyId names, else why not. */
+export type GatewaySignatureCheck = (payload: object, signature: Signature | undefined) => SignatureFailure | undefined;
+
+/** Checks each signature with the key of `publicKeys` (the gateway's key history) its keyId names. */
+export function keyHistoryCheck(publicKeys: readonly Uint8Array[]): GatewaySignatureCheck {
+  const byKeyId = new Map(publicKeys.map((publicKey) => [keyIdOf(publicKey), signatureVerifier(publicKey)]));
+  return (payload, signature) => {
+    const keyId = signature?.keyId;
+    if (typeof keyId !== 'string') return { reason: 'unnamed', text: 'signature is missing or names no key' };
+    const verifies = byKeyId.get(keyId);
+    if (!verifies) return { reason: 'unknown-key', keyId, text: `signed with key ${keyId}, which is not in the gateway's key history` };
+    return verifies(payload, signature) ? undefined : { reason: 'invalid', keyId, text: `signature does not verify with gateway key ${keyId}` };
+  };
 }
 
 /** Per-record problems kept; a damaged ledger can have a million, and the first ones say where. */
@@ -199,14 +225,15 @@ async function walkJournal(db: LedgerDb, walk: ChainWalk): Promise<void> {
   }
 }
 
-export async function verifyChain(db: LedgerDb, key: Pick<SigningKey, 'publicKey'>, options: VerifyChainOptions | ((record: UsageRecord) => void) = {}): Promise<ChainReport> {
+/** `gatewayKeys`: the gateway's key history (or its one key); a signature is checked with the key its keyId names. */
+export async function verifyChain(db: LedgerDb, gatewayKeys: Pick<SigningKey, 'publicKey'> | ReadonlyArray<Pick<SigningKey, 'publicKey'>>, options: VerifyChainOptions | ((record: UsageRecord) => void) = {}): Promise<ChainReport> {
   const startedMs = performance.now();
   // A bare function is the older form: the onRecord visitor alone.
   const { onRecord, trustedHeadFile, batches = true } = typeof options === 'function' ? { onRecord: options } : options;
   const storedHead = (await db.get(keys.head)) as ChainHead | undefined;
   const checkpoints = await readCheckpoints(db);
   const trusted = trustedHeadFile === undefined ? { status: 'absent' as const } : await readTrustedHead(trustedHeadFile);
-  const verifies = signatureVerifier(key.publicKey);
+  const verifies = keyHistoryCheck((Array.isArray(gatewayKeys) ? gatewayKeys : [gatewayKeys]).map((k: Pick<SigningKey, 'publicKey'>) => k.publicKey));
   const audit = batches ? await BatchAudit.load(db, verifies) : undefined;
   const wanted = [...checkpoints.map((c) => c.checkpoint.index), ...(audit?.chainIndices() ?? []), ...(trusted.status === 'read' ? [trusted.checkpoint.index] : [])];
   const walk = new ChainWalk(wanted, onRecord, audit);
@@ -218,7 +245,8 @@ export async function verifyChain(db: LedgerDb, key: Pick<SigningKey, 'publicKey
   for (const { at, checkpoint } of checkpoints) {
     const { sig, ...payload } = checkpoint;
     if (checkpoint.index !== at) summary.push(`checkpoint key ${at} holds checkpoint ${checkpoint.index} (moved)`);
-    if (!verifies(payload, sig)) summary.push(`checkpoint ${checkpoint.index}: signature does not verify with the gateway key`);
+    const failure = verifies(payload, sig);
+    if (failure) summary.push(`checkpoint ${checkpoint.index}: ${failure.text}`);
     const hash = walk.hashesWanted.get(checkpoint.index);
     if (hash === undefined) summary.push(`checkpoint ${checkpoint.index}: record ${checkpoint.index} is missing`);
     else if (hash !== checkpoint.hash) summary.push(`checkpoint ${checkpoint.index}: signed hash differs from the chain (history rewritten)`);
@@ -250,10 +278,11 @@ function checkHead(walk: ChainWalk, head: ChainHead | undefined, summary: string
 }
 
 /** The signed checkpoint kept outside LevelDB: the one witness a lost tail cannot take with it. */
-function checkTrustedHead(walk: ChainWalk, checkpoint: SignedCheckpoint, verifies: SignatureVerifier, summary: string[]): void {
+function checkTrustedHead(walk: ChainWalk, checkpoint: SignedCheckpoint, verifies: GatewaySignatureCheck, summary: string[]): void {
   const { sig, ...payload } = checkpoint;
-  if (!verifies(payload, sig)) {
-    summary.push(`trusted head file: checkpoint ${checkpoint.index} signature does not verify with the gateway key`);
+  const failure = verifies(payload, sig);
+  if (failure) {
+    summary.push(`trusted head file: checkpoint ${checkpoint.index} ${failure.text}`);
     return;
   }
   if (walk.lastAt < checkpoint.index) {

@@ -8,7 +8,7 @@
 import { toHex } from '../../protocol/hash.ts';
 import type { BatchHeader, SignedBatchHeader, UsageRecord } from '../../protocol/usage-record.ts';
 import { keys, type LedgerDb } from '../ledger/ledger-db.ts';
-import type { SignatureVerifier } from '../ledger/node-signature.ts';
+import type { GatewaySignatureCheck } from '../ledger/verify-chain.ts';
 import { MerkleRootBuilder } from './merkle-root-builder.ts';
 
 /** What is kept of a stored batch while the journal streams past: no transitions, no signature. */
@@ -35,8 +35,8 @@ export class BatchAudit {
   readonly #all: BatchUnderAudit[] = [];
   readonly #problems: string[] = [];
 
-  /** Loads every stored batch header and checks its signature (one Ed25519 verify a batch). */
-  static async load(db: LedgerDb, verifies: SignatureVerifier): Promise<BatchAudit> {
+  /** Loads every stored batch header and checks its signature with the key it names (one Ed25519 verify a batch). */
+  static async load(db: LedgerDb, verifies: GatewaySignatureCheck): Promise<BatchAudit> {
     const audit = new BatchAudit();
     for await (const value of db.values(keys.batchRange)) {
       const stored = value as { batchNo: number; header: SignedBatchHeader };
@@ -55,9 +55,10 @@ export class BatchAudit {
     return this.#all.map((b) => b.header.chainIndex);
   }
 
-  #admit(batchNo: number, signed: SignedBatchHeader, verifies: SignatureVerifier): void {
+  #admit(batchNo: number, signed: SignedBatchHeader, verifies: GatewaySignatureCheck): void {
     const { sig, ...header } = signed;
-    if (!verifies(header, sig)) this.#problems.push(`batch ${batchNo}: header signature does not verify with the gateway key (header altered)`);
+    const failure = verifies(header, sig);
+    if (failure) this.#problems.push(`batch ${batchNo}: header ${failure.text}${failure.reason === 'invalid' ? ' (header altered)' : ''}`);
     const { payer, currency, recordCount, firstIndex, lastIndex, merkleRoot, totalNano, chainIndex, chainHash } = header;
     const batch: BatchUnderAudit = {
       batchNo, header: { payer, currency, recordCount, firstIndex, lastIndex, merkleRoot, totalNano, chainIndex, chainHash },
