@@ -322,6 +322,25 @@ describe('verifyProofBundle', () => {
     expect(failed(verifyProofBundle(mixed, BOTH))).toEqual(['bundle-format']);
   });
 
+  it('accepts a batch that is a credit (a volume tier lowered the price after a payment), carried whole, and nothing paid', () => {
+    const volume = checkTariffVersion({ ...CYCLES, id: 'cycles@9', version: '9', rule: { type: 'volume', tiers: [{ upTo: '10', unitPrice: '1' }, { upTo: null, unitPrice: '0.1' }] } });
+    const { deviceSig: _unsigned, ...first } = ledger().records[0]!;
+    const record = (index: number, before: bigint): BundleRecord => ({
+      ...first, index, seq: index, tariff: volume.id, tariffHash: tariffHash(volume), quantity: '10', periodQtyBefore: String(before),
+      amountNano: marginalChargeNano(volume, before, 10n, false).toString(),
+    });
+    const [a, b] = [record(1, 0n), record(2, 10n)];
+    expect(b.amountNano).toBe('-8000000000');
+    const one = sealBatches({ gatewayId: 'gateway-1', records: [a], carries: new Map(), nextBatchNo: 1, sealedAt: '2026-11-20T00:00:00.000Z', head: { index: 1, hash: 'ab'.repeat(32) }, key: NEW_KEY });
+    const two = sealBatches({ gatewayId: 'gateway-1', records: [b], carries: one.carries, nextBatchNo: 2, sealedAt: '2026-11-21T00:00:00.000Z', head: { index: 2, hash: 'ab'.repeat(32) }, key: NEW_KEY });
+    expect(two.batches[0]!.header).toMatchObject({ totalNano: '-8000000000', amountMinor: '0', carriedOutNano: '-8000000000' });
+    const bundle = buildProofBundle({
+      gatewayId: 'gateway-1', payer: 'acme', period: '2026-11', createdAt: '2026-12-01T00:00:00.000Z', gatewayKeys: GATEWAY_KEYS, tariffs: [volume], deviceKeys: [],
+      batches: [{ header: one.batches[0]!.header, records: [a] }, { header: two.batches[0]!.header, records: [b] }],
+    });
+    expect(failed(verifyProofBundle(bundle, BOTH))).toEqual([]);
+  });
+
   it('accepts an excerpt of a batch with a warning that its total cannot be checked', () => {
     const l = ledger();
     const batch = l.batches[0]!;

@@ -420,8 +420,11 @@ function checkBatchMoney(batch: ProvenBatch, previous: ProvenBatch | undefined, 
     checks.check(sum === total, `batch-total:${header.batchId}`, `${name}: total ${formatNano(total)} ${cur} = sum of ${records.length} records`,
       `${name}: the signed total is ${formatNano(total)} ${cur}, but the ${records.length} records sum to ${formatNano(sum)} ${cur}`);
   }
-  // protocol.md §7, the money identity: totalNano + carriedInNano = amountMinor × nanoPerMinor + carriedOutNano, 0 ≤ carriedOutNano < nanoPerMinor.
-  const identity = total + carriedIn === paid * perMinor + carriedOut && carriedOut < perMinor && total + carriedIn >= 0n;
+  // protocol.md §7, the money identity: totalNano + carriedInNano = amountMinor × nanoPerMinor + carriedOutNano,
+  // 0 ≤ carriedOutNano < nanoPerMinor; or, for a credit (a volume tier lowered the period's
+  // price after part of it was paid), nothing paid and all of the negative due carried.
+  const due = total + carriedIn;
+  const identity = due >= 0n ? due === paid * perMinor + carriedOut && carriedOut >= 0n && carriedOut < perMinor : paid === 0n && carriedOut === due;
   checks.check(identity, `batch-money:${header.batchId}`,
     `${name}: ${formatNano(total)} + carried in ${formatNano(carriedIn)} = paid ${formatMinor(paid, cur)} ${cur} + carried out ${formatNano(carriedOut)}`,
     `${name}: ${formatNano(total)} + carried in ${formatNano(carriedIn)} ≠ paid ${formatMinor(paid, cur)} ${cur} + carried out ${formatNano(carriedOut)} (carried out must be below one minor unit, ${formatNano(perMinor)})`);
