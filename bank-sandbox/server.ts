@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import { BankState, type ConsentRecord, type PaymentRecord } from './bank-state.ts';
 import { consentRoutes, psuRoutes } from './consent-routes.ts';
 import { createFaultQueue, type FaultControl, type FaultQueue } from './faults.ts';
+import { listingRoutes } from './listing-routes.ts';
 import { OB_ERROR_CODES, obErrorBody, SandboxError } from './ob-errors.ts';
 import { paymentRoutes } from './payment-routes.ts';
 import { BASE_PATH, type SandboxContext } from './sandbox-context.ts';
@@ -273,6 +274,7 @@ export async function startBankSandbox(options: BankSandboxOptions): Promise<Ban
   await app.register(async (api) => consentRoutes(api, ctx), { prefix: BASE_PATH });
   await app.register(async (api) => paymentRoutes(api, ctx), { prefix: BASE_PATH });
   await app.register(async (api) => psuRoutes(api, ctx));
+  await app.register(async (api) => listingRoutes(api, ctx)); // sandbox-only, not OB spec
   await app.listen({ host: checked.host, port: checked.port });
   const { url, port } = listeningUrl(app);
   options.logger?.info({ url }, 'bank sandbox listening');

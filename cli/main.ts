@@ -6,6 +6,7 @@ import { deviceCommand } from './device-command.ts';
 import { gatewayCommand } from './gateway-command.ts';
 import { keyCommand } from './key-command.ts';
 import { mosquittoConfigCommand } from './mosquitto-config-command.ts';
+import { pain001Command } from './pain001-command.ts';
 import { simCommand } from './sim-command.ts';
 import { verifyCommand } from './verify-command.ts';
 
@@ -17,6 +18,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; summa
   device: { run: deviceCommand, summary: 'provision, rotate, revoke and list devices' },
   key: { run: keyCommand, summary: 'show or rotate the gateway\'s signing key (old receipts stay verifiable)' },
   'mosquitto-config': { run: mosquittoConfigCommand, summary: 'write the Mosquitto config and ACL for external broker mode' },
+  pain001: { run: pain001Command, summary: 'write sealed EUR batches as a SEPA pain.001 payment file (banks without an API)' },
   bench: { run: benchCommand, summary: 'measure ingest throughput, latency and memory (writes bench-results.json)' },
   verify: { run: verifyCommand, summary: 'check a payer\'s proof bundle offline against the gateway\'s public key' },
 };

@@ -20,6 +20,8 @@ const bankAccount = z.strictObject({
   schemeName: z.string().min(1).max(40),
   identification: z.string().min(1).max(256),
   name: z.string().min(1).max(70), // OBIE VRP 4.0: account Name max 70
+  /** The account's bank (BIC, 8 or 11 characters) for pain.001 files; VRP does not send it. */
+  bic: z.string().regex(/^[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$/, 'must be a BIC of 8 or 11 characters, like "DEUTDEFF"').optional(),
 });
 
 const meter = z.strictObject({

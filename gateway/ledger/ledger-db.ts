@@ -13,6 +13,7 @@
  *   p!consent!<payer>       bank consent of a payer
  *   e!<entryNo:12>          double-entry accounts entry (gateway/ledger/accounts.ts)
  *   x!<kind>!<ref>          entry number posted once for (kind, ref): idempotent postings
+ *   a!<alertNo:10>          reconciliation alert (gateway/settlement/reconcile.ts)
  *   m!head                  { index, hash } of the journal head
  *   m!sealedThrough         highest journal index already sealed into a batch
  *   m!batchNo               last batch number used
@@ -80,4 +81,7 @@ export const keys = {
   entryRange: { gt: 'e!', lt: 'e!~' },
   entryOnce: (kind: string, ref: string) => `x!${kind}!${ref}`,
   entryNo: 'm!entryNo',
+  /** An operator alert from reconciling the batches with the bank's record. */
+  alert: (alertNo: number) => `a!${pad(alertNo, 10)}`,
+  alertRange: { gt: 'a!', lt: 'a!~' },
 } as const;

@@ -70,6 +70,8 @@ export interface VrpPayment {
   currency: string;
   /** OBStatusReason codes the bank gave with the status, e.g. why it is RJCT. */
   statusReasonCodes: string[];
+  /** Instruction.EndToEndIdentification as the bank holds it (reconciliation compares it). */
+  endToEndIdentification?: string;
 }
 
 export interface CreateConsentInput {
@@ -218,7 +220,7 @@ const paymentResponse = z.object({
     Status: z.enum(VRP_PAYMENT_STATUSES),
     StatusUpdateDateTime: z.string().min(1),
     StatusReason: z.array(z.object({ StatusReasonCode: z.string().optional() })).optional(),
-    Instruction: z.object({ InstructedAmount: z.object({ Amount: z.string(), Currency: z.string() }) }),
+    Instruction: z.object({ EndToEndIdentification: z.string().max(MAX.text35).optional(), InstructedAmount: z.object({ Amount: z.string(), Currency: z.string() }) }),
   }),
 });
 
@@ -377,6 +379,7 @@ export class VrpClient {
       amountMinor,
       currency: Currency,
       statusReasonCodes: (Data.StatusReason ?? []).flatMap((reason) => (reason.StatusReasonCode ? [reason.StatusReasonCode] : [])),
+      ...(Data.Instruction.EndToEndIdentification === undefined ? {} : { endToEndIdentification: Data.Instruction.EndToEndIdentification }),
     };
   }
 
