@@ -73,4 +73,40 @@ describe('gateway config schedule', () => {
     (raw.settlement as Record<string, unknown>).sealCron = 'every minute';
     expect(() => parseConfig(raw)).toThrow(/settlement\.sealCron: must be a node-cron expression/);
   });
+
+  const withPayerSettlement = (settlement: Record<string, unknown>): Record<string, unknown> => {
+    const raw = base();
+    (raw.payers as Record<string, Record<string, unknown>>)['northline-logistics']!.settlement = settlement;
+    return raw;
+  };
+
+  it('takes a payer\'s own settlement schedule and thresholds; others default to sealCron and timezone', () => {
+    const config = parseConfig(withPayerSettlement({ cron: '30 1 * * *', timeZone: 'Europe/London', settleAtBalance: '250.00', minimumPayment: '5' }));
+    expect(config.payers['northline-logistics']!.settlement).toEqual({ cron: '30 1 * * *', timeZone: 'Europe/London', settleAtBalance: '250.00', minimumPayment: '5' });
+    expect(config.payers['acme-plant']!.settlement).toBeUndefined();
+    expect(Object.isFrozen(config.payers['northline-logistics']!.settlement)).toBe(true);
+  });
+
+  it('refuses a payer schedule that is not a cron expression, naming the field', () => {
+    expect(() => parseConfig(withPayerSettlement({ cron: '61 * * * *' }))).toThrow(/payers\.northline-logistics\.settlement\.cron: must be a node-cron expression/);
+  });
+
+  it('refuses a time zone Intl does not know, naming the field', () => {
+    expect(() => parseConfig(withPayerSettlement({ timeZone: 'Europe/Atlantis' }))).toThrow(/payers\.northline-logistics\.settlement\.timeZone: must be an IANA time zone/);
+    const raw = base();
+    (raw.settlement as Record<string, unknown>).timezone = 'GMT+25';
+    expect(() => parseConfig(raw)).toThrow(/settlement\.timezone: must be an IANA time zone/);
+  });
+
+  it('refuses a negative or inexact threshold, naming the field', () => {
+    expect(() => parseConfig(withPayerSettlement({ minimumPayment: '-5.00' }))).toThrow(/payers\.northline-logistics\.settlement\.minimumPayment: must be a non-negative decimal/);
+    expect(() => parseConfig(withPayerSettlement({ settleAtBalance: '-1' }))).toThrow(/payers\.northline-logistics\.settlement\.settleAtBalance: must be a non-negative decimal/);
+    expect(() => parseConfig(withPayerSettlement({ settleAtBalance: '10.001' }))).toThrow(/payers\.northline-logistics\.settlement\.settleAtBalance: "10\.001" has 3 decimal places, at most 2/);
+  });
+
+  it('refuses thresholds that could never pay: settleAtBalance of 0 or below minimumPayment', () => {
+    expect(() => parseConfig(withPayerSettlement({ settleAtBalance: '0' }))).toThrow(/payers\.northline-logistics\.settlement\.settleAtBalance: must be above 0/);
+    expect(() => parseConfig(withPayerSettlement({ settleAtBalance: '4.99', minimumPayment: '5.00' }))).toThrow(/payers\.northline-logistics\.settlement\.settleAtBalance: 4\.99 is below minimumPayment 5\.00/);
+    expect(() => parseConfig(withPayerSettlement({ speed: 'fast' }))).toThrow(/payers\.northline-logistics\.settlement.*speed/);
+  });
 });

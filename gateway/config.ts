@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { MINOR_DIGITS, parseMinor, parsePriceNano } from '../protocol/money.ts';
 import { ID_PATTERN } from '../protocol/usage-message.ts';
 import { gpioPulseInputSchema } from './ingest/gpio/gpio-pulse-config.ts';
+import { isTimeZone } from './settlement/cron-next.ts';
 import { checkTariffs } from './ledger/tariff-book.ts';
 
 const id = z.string().regex(ID_PATTERN, 'must be 1-63 of a-z 0-9 . _ - starting with a letter or digit');
@@ -75,12 +76,30 @@ const tariff = z.strictObject({
   if (!t.versions && (t.unitPrice === undefined || t.currency === undefined)) ctx.addIssue({ code: 'custom', message: 'needs versions, or unitPrice and currency' });
 });
 
+const cronExpression = z.string().refine((expression) => cron.validate(expression), { message: 'must be a node-cron expression (5 or 6 fields), like "0 * * * *"' });
+const timeZone = z.string().refine(isTimeZone, { message: 'must be an IANA time zone, like "Europe/London"' });
+/** An amount in the payer's currency; its decimals are checked against the currency's minor units. */
+const payerAmount = z.string().regex(/^(0|[1-9][0-9]{0,17})(\.[0-9]{1,9})?$/, 'must be a non-negative decimal string in the payer\'s currency, like "25.00"');
+
+/** When a payer's open records are sealed and paid (docs/settlement.md). */
+const payerSettlement = z.strictObject({
+  /** Default: settlement.sealCron. */
+  cron: cronExpression.optional(),
+  /** The zone `cron` reads the wall clock of. Default: settlement.timezone. */
+  timeZone: timeZone.optional(),
+  /** Also settle as soon as the open balance (unsealed + carried) reaches this. */
+  settleAtBalance: payerAmount.optional(),
+  /** Never pay less (fees): a due run below it seals nothing and waits until the balance reaches it. */
+  minimumPayment: payerAmount.optional(),
+});
+
 const payer = z.strictObject({
   name: z.string().min(1).max(140),
   currency,
   /** Largest single payment the consent allows, decimal in major units. */
   maxIndividualAmount: z.string().default('1000.00'),
   account: bankAccount.optional(),
+  settlement: payerSettlement.optional(),
 });
 
 export const configSchema = z.strictObject({
@@ -134,8 +153,9 @@ export const configSchema = z.strictObject({
   payee: z.strictObject({ name: z.string().min(1).max(140), account: bankAccount }),
   settlement: z.strictObject({
     /** node-cron expression (5 or 6 fields) for sealing open records into batches. */
-    sealCron: z.string().refine((expression) => cron.validate(expression), { message: 'must be a node-cron expression (5 or 6 fields), like "0 * * * *"' }).default('0 * * * *'),
-    timezone: z.string().default('UTC'),
+    sealCron: cronExpression.default('0 * * * *'),
+    /** The zone sealCron reads the wall clock of. sealCron and timezone are every payer's default schedule. */
+    timezone: timeZone.default('UTC'),
     /** How often payments in flight are submitted, retried and polled. */
     pollIntervalMs: z.number().int().min(200).max(3_600_000).default(5_000),
     bank: z.strictObject({
@@ -257,6 +277,7 @@ function checkCrossReferences(config: GatewayConfig): void {
     } catch (error) {
       problems.push((error as Error).message);
     }
+    problems.push(...checkPayerSettlement(payerId, p));
   }
   if (config.mqtt.tls?.clientCertRequired && !config.mqtt.tls.caFile) problems.push('mqtt.tls.caFile: required with clientCertRequired (the CA that signs device certificates)');
   if (config.mqtt.mode === 'external') {
@@ -279,6 +300,28 @@ function checkCrossReferences(config: GatewayConfig): void {
     problems.push('settlement.bank.token: set MB_BANK_TOKEN or settlement.bank.tokenFile (no default credentials)');
   }
   if (problems.length > 0) throw new ConfigError(`Invalid config:\n  ${problems.join('\n  ')}`);
+}
+
+/** A payer's thresholds in its currency's minor units, and in an order that can pay. */
+function checkPayerSettlement(payerId: string, p: GatewayConfig['payers'][string]): string[] {
+  const settlement = p.settlement;
+  if (!settlement) return [];
+  const problems: string[] = [];
+  const amountOf = (field: 'settleAtBalance' | 'minimumPayment'): bigint | undefined => {
+    const text = settlement[field];
+    if (text === undefined) return undefined;
+    try {
+      return parseMinor(text, p.currency, `payers.${payerId}.settlement.${field}`);
+    } catch (error) {
+      problems.push((error as Error).message);
+      return undefined;
+    }
+  };
+  const settleAt = amountOf('settleAtBalance');
+  const minimum = amountOf('minimumPayment');
+  if (settleAt === 0n) problems.push(`payers.${payerId}.settlement.settleAtBalance: must be above 0 (an empty balance would settle on every tick)`);
+  if (settleAt !== undefined && minimum !== undefined && settleAt < minimum) problems.push(`payers.${payerId}.settlement.settleAtBalance: ${settlement.settleAtBalance} is below minimumPayment ${settlement.minimumPayment}, so reaching it could not pay`);
+  return problems;
 }
 
 /** Reads the config file (if any) and env overrides. `env` defaults to process.env. */

@@ -2,7 +2,6 @@
  * Composition root: config in, parts built and wired, started. Nothing else lives here.
  */
 import { mkdir, readFile } from 'node:fs/promises';
-import cron from 'node-cron';
 import type { Logger } from 'pino';
 import { fromHex, toHex } from '../protocol/hash.ts';
 import type { GatewayConfig } from './config.ts';
@@ -25,6 +24,8 @@ import { statementService } from './settlement/statement.ts';
 import { TrustedHeadFile, trustedHeadPath } from './ledger/trusted-head.ts';
 import { verifyChain, type ChainReport } from './ledger/verify-chain.ts';
 import { BatchBook } from './settlement/batch-book.ts';
+import { bookSeals } from './settlement/open-balances.ts';
+import { SettlementSchedule, settlementPlans } from './settlement/schedule.ts';
 import { Settler } from './settlement/settler.ts';
 import { VrpClient } from './settlement/vrp-client.ts';
 import { createMetrics } from './web/metrics.ts';
@@ -56,7 +57,7 @@ export interface Gateway {
   settler: Settler;
   db: LedgerDb;
   snapshot(): Promise<Snapshot>;
-  /** Seals open records now (what the schedule does). */
+  /** Seals every payer's open records now (the operator's; each payer's schedule seals its own). */
   sealNow(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -212,9 +213,9 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
     await batches.seal();
     await settler.tick();
   };
-  const sealTask = cron.schedule(config.settlement.sealCron, () => {
-    sealNow().catch((error: unknown) => logger.error({ err: error }, 'scheduled seal failed'));
-  }, { timezone: config.settlement.timezone, noOverlap: true });
+  // Each payer on its own schedule, its due time kept in LevelDB: clock jumps and restarts run each period once (docs/settlement.md).
+  const schedule = new SettlementSchedule({ db, plans: settlementPlans(config), seals: bookSeals({ db, book: batches, journal }), clock, logger: logger.child({ module: 'schedule' }), afterRun: () => settler.tick() });
+  await schedule.start();
   settler.start();
   let stopping: Promise<void> | undefined;
   logger.info({ mqttPort: mqtt.port, http: web.url, sealCron: config.settlement.sealCron }, 'gateway started');
@@ -224,7 +225,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
     stop() {
       // Idempotent: a supervisor, a signal handler and a test may all ask.
       stopping ??= (async () => {
-        await sealTask.stop();
+        await schedule.stop();
         await batches.idle();
         await settler.stop();
         await gpio.close();

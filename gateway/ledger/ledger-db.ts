@@ -18,6 +18,7 @@
  *   m!sealedThrough         highest journal index already sealed into a batch
  *   m!batchNo               last batch number used
  *   m!entryNo               last accounts entry number used
+ *   m!due!<payer>           the payer's next settlement due time (gateway/settlement/schedule.ts)
  */
 import { Level } from 'level';
 
@@ -81,6 +82,8 @@ export const keys = {
   entryRange: { gt: 'e!', lt: 'e!~' },
   entryOnce: (kind: string, ref: string) => `x!${kind}!${ref}`,
   entryNo: 'm!entryNo',
+  /** A payer's settlement schedule: next due time, a held run, a run in progress. */
+  due: (payer: string) => `m!due!${payer}`,
   /** An operator alert from reconciling the batches with the bank's record. */
   alert: (alertNo: number) => `a!${pad(alertNo, 10)}`,
   alertRange: { gt: 'a!', lt: 'a!~' },

@@ -19,7 +19,7 @@ import type { SignedBatchHeader, UsageRecord } from '../../protocol/usage-record
 import { Accounts, sealPostings, settlementPosting, type EntryDraft } from '../ledger/accounts.ts';
 import type { Journal } from '../ledger/journal.ts';
 import { keys, writeDurably, type LedgerDb, type LedgerOp } from '../ledger/ledger-db.ts';
-import { BatchSealer, sealItemOfCanonical } from './seal-batches.ts';
+import { BatchSealer, carryKey, sealItemOfCanonical } from './seal-batches.ts';
 
 export const BATCH_STATES = ['sealed', 'submitted', 'pending', 'settled', 'rejected', 'carried'] as const;
 export type BatchStateName = (typeof BATCH_STATES)[number];
@@ -56,6 +56,11 @@ interface BatchBookOptions {
   closePeriods?: () => Promise<unknown>;
 }
 
+export interface SealOptions {
+  /** Seal only these payers' records (each on its own schedule: gateway/settlement/schedule.ts); the rest stay open. Default: every payer. */
+  payers?: ReadonlySet<string>;
+}
+
 /** Batches whose missing postings are written in one go when an older ledger is first opened. */
 const BACKFILL_BATCHES_PER_WRITE = 256;
 
@@ -68,7 +73,14 @@ export class BatchBook {
   readonly #settledMinor = new Map<string, bigint>();
   #sealedThrough = 0;
   #batchNo = 0;
+  /**
+   * Per carryKey(payer, currency), where it is above #sealedThrough: the journal index the
+   * group's latest batch was sealed at (a payer sealed on its own schedule). Rebuilt from
+   * the batch headers (chainIndex) at open, so it needs no key of its own.
+   */
+  readonly #groupSealedThrough = new Map<string, number>();
   #sealing: Promise<StoredBatch[]> | undefined;
+  #sealingAll = false;
   /** The double-entry accounts the batches post to (balances for the operator page). */
   readonly accounts: Accounts;
 
@@ -84,7 +96,10 @@ export class BatchBook {
     const book = new BatchBook(db, journal, options, accounts);
     book.#sealedThrough = ((await db.get(keys.sealedThrough)) as number | undefined) ?? 0;
     book.#batchNo = ((await db.get(keys.batchNo)) as number | undefined) ?? 0;
-    for await (const value of db.values(keys.batchRange)) book.#count(value as StoredBatch, +1);
+    for await (const value of db.values(keys.batchRange)) {
+      book.#count(value as StoredBatch, +1);
+      book.#noteSealed((value as StoredBatch).header);
+    }
     await book.#backfillPostings();
     return book;
   }
@@ -130,8 +145,19 @@ export class BatchBook {
     else if (delta > 0) this.#open.set(batch.batchNo, batch);
   }
 
+  /** Every record at or below this journal index is sealed (some above it may be too: a payer sealed on its own). */
   get sealedThrough(): number {
     return this.#sealedThrough;
+  }
+
+  /** Every record of the payer in the currency at or below this journal index is sealed. */
+  sealedThroughOf(payer: string, currency: string): number {
+    return Math.max(this.#sealedThrough, this.#groupSealedThrough.get(carryKey(payer, currency)) ?? 0);
+  }
+
+  #noteSealed(header: SignedBatchHeader): void {
+    const group = carryKey(header.payer, header.currency);
+    if (header.chainIndex > Math.max(this.#sealedThrough, this.#groupSealedThrough.get(group) ?? 0)) this.#groupSealedThrough.set(group, header.chainIndex);
   }
 
   countByState(): ReadonlyMap<BatchStateName, number> {
@@ -147,12 +173,20 @@ export class BatchBook {
     return [...this.#open.values()].sort((a, b) => a.batchNo - b.batchNo);
   }
 
-  /** Seals every durable record not yet in a batch. Concurrent calls share one run. */
-  seal(): Promise<StoredBatch[]> {
-    this.#sealing ??= this.#seal().finally(() => {
-      this.#sealing = undefined;
+  /**
+   * Seals every durable record not yet in a batch, or only `payers`' records. Concurrent
+   * calls for every payer share one run; other calls queue behind the run in progress.
+   */
+  seal(options: SealOptions = {}): Promise<StoredBatch[]> {
+    const all = options.payers === undefined;
+    if (all && this.#sealingAll && this.#sealing) return this.#sealing;
+    const started = this.#sealing ? this.#sealing.catch(() => []).then(() => this.#seal(options)) : this.#seal(options);
+    const run: Promise<StoredBatch[]> = started.finally(() => {
+      if (this.#sealing === run) this.#sealing = undefined;
     });
-    return this.#sealing;
+    this.#sealing = run;
+    this.#sealingAll = all;
+    return run;
   }
 
   /** Resolves when no seal is running (for shutdown). */
@@ -160,14 +194,19 @@ export class BatchBook {
     await this.#sealing?.catch(() => {});
   }
 
-  async #seal(): Promise<StoredBatch[]> {
+  async #seal(options: SealOptions): Promise<StoredBatch[]> {
     // A period's minimum top-up is a journal record: book it first so this seal pays it.
     await this.#options.closePeriods?.();
     const head = this.#journal.head;
     if (head.index <= this.#sealedThrough) return [];
     // Streamed from the stored text: memory stays flat however many records wait.
     const sealer = new BatchSealer();
-    for await (const chunk of this.#journal.canonicalRecords(this.#sealedThrough + 1, head.index)) for (const canonical of chunk) sealer.add(sealItemOfCanonical(canonical));
+    let sealedThrough = head.index;
+    if (options.payers === undefined && this.#groupSealedThrough.size === 0) {
+      for await (const chunk of this.#journal.canonicalRecords(this.#sealedThrough + 1, head.index)) for (const canonical of chunk) sealer.add(sealItemOfCanonical(canonical));
+    } else {
+      sealedThrough = await this.#addOpenRecords(sealer, head.index, options.payers);
+    }
     const records = sealer.recordCount;
     const carries = new Map<string, bigint>();
     for await (const [key, value] of this.#db.iterator(keys.carryRange)) carries.set(key.slice(2), BigInt(value as string));
@@ -185,13 +224,35 @@ export class BatchBook {
       ops.push({ type: 'put', key: keys.carry(payer, currency), value: formatDecimal(carried, 0) });
     }
     const lastBatchNo = this.#batchNo + stored.length;
-    ops.push({ type: 'put', key: keys.sealedThrough, value: head.index }, { type: 'put', key: keys.batchNo, value: lastBatchNo });
+    ops.push({ type: 'put', key: keys.sealedThrough, value: sealedThrough }, { type: 'put', key: keys.batchNo, value: lastBatchNo });
     await this.accounts.post(stored.flatMap((batch) => sealPostings(batch.header)), ops);
-    this.#sealedThrough = head.index;
+    this.#sealedThrough = sealedThrough;
     this.#batchNo = lastBatchNo;
-    for (const batch of stored) this.#count(batch, +1);
+    for (const batch of stored) {
+      this.#count(batch, +1);
+      this.#noteSealed(batch.header);
+    }
+    for (const [group, through] of this.#groupSealedThrough) if (through <= sealedThrough) this.#groupSealedThrough.delete(group);
     this.#options.logger.info({ batches: stored.length, records, through: head.index }, 'sealed batches');
     return stored;
+  }
+
+  /**
+   * Adds to `sealer` the open records of `payers` (default: every payer), skipping those a
+   * payer's own seal already took. Returns the new #sealedThrough: just below the first
+   * record left open, so a record is never sealed twice nor skipped.
+   */
+  async #addOpenRecords(sealer: BatchSealer, headIndex: number, payers: ReadonlySet<string> | undefined): Promise<number> {
+    let firstLeftOpen: number | undefined;
+    for await (const chunk of this.#journal.canonicalRecords(this.#sealedThrough + 1, headIndex)) {
+      for (const canonical of chunk) {
+        const item = sealItemOfCanonical(canonical);
+        if (item.index <= (this.#groupSealedThrough.get(carryKey(item.payer, item.currency)) ?? 0)) continue;
+        if (payers === undefined || payers.has(item.payer)) sealer.add(item);
+        else firstLeftOpen ??= item.index;
+      }
+    }
+    return firstLeftOpen === undefined ? headIndex : firstLeftOpen - 1;
   }
 
   /** Persists a state change (with the bank's answer) before anything acts on it. */

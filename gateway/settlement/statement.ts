@@ -94,7 +94,8 @@ export async function gatherStatement(sources: { gatewayId: string; journal: Jou
   const unsealed: UsageRecord[] = [];
   const head = sources.journal.head.index;
   for await (const entry of sources.journal.entries(sources.batches.sealedThrough + 1, head)) {
-    if (entry.record.payer !== payer || !inMonth(entry.record, month)) continue;
+    // Above sealedThrough a record may already be sealed: its payer is sealed on its own schedule.
+    if (entry.record.payer !== payer || !inMonth(entry.record, month) || batchOf.has(entry.record.index)) continue;
     if (unsealed.length + recordsSeen >= STATEMENT_RECORDS_MAX) throw new StatementTooLargeError(`Cannot build the statement of ${payer} for ${month}: more than ${STATEMENT_RECORDS_MAX} records`);
     unsealed.push(entry.record);
   }
