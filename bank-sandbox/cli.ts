@@ -1,6 +1,8 @@
 /** `meterbridge bank-sandbox`: runs the sandbox VRP bank until SIGINT or SIGTERM. */
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
+import { loadOrCreateJwsKey, readTrustedJwkFile } from '../gateway/settlement/jws-key-file.ts';
+import type { JwsKeyPair, TrustedJwsKey } from '../gateway/settlement/jws.ts';
 import { startBankSandbox } from './server.ts';
 
 export const BANK_SANDBOX_USAGE = `Usage: meterbridge bank-sandbox [options]
@@ -15,6 +17,13 @@ Options:
   --settle-after-ms <ms>   time from a payment's creation to ACSC (default 2000)
   --no-auto-authorise      leave new consents AWAU until
                            POST /sandbox/consents/{ConsentId}/authorise
+  --signing-key <file>     the bank's P-256 signing key (hex, 0600), made if missing;
+                           its public JWK is written to <file minus .key>.jwk.json for
+                           the gateway's settlement.bank.publicKeyFile (default: a new
+                           key each start, printed as a JWK)
+  --tpp-key <file>         a TPP's public signing JWK (or JWKS), e.g. the gateway's
+                           gateway-data/gateway-ob-signing-p256.jwk.json; repeatable.
+                           When given, every POST must carry a valid x-jws-signature
   -h, --help               show this text
 
 Environment:
@@ -35,6 +44,8 @@ interface Settings {
   tokens: string[];
   settleAfterMs: number;
   autoAuthoriseConsents: boolean;
+  signingKeyFile: string | undefined;
+  tppKeyFiles: string[];
 }
 
 const DEFAULT_PORT = 8090;
@@ -56,6 +67,8 @@ function readSettings(argv: string[], env: Readonly<Record<string, string | unde
       token: { type: 'string', multiple: true },
       'settle-after-ms': { type: 'string' },
       'no-auto-authorise': { type: 'boolean' },
+      'signing-key': { type: 'string' },
+      'tpp-key': { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -70,6 +83,8 @@ function readSettings(argv: string[], env: Readonly<Record<string, string | unde
     tokens,
     settleAfterMs: parseInteger(values['settle-after-ms'], 2000, '--settle-after-ms', 86_400_000),
     autoAuthoriseConsents: values['no-auto-authorise'] !== true,
+    signingKeyFile: values['signing-key'],
+    tppKeyFiles: values['tpp-key'] ?? [],
   };
 }
 
@@ -106,7 +121,16 @@ export async function bankSandboxCommand(argv: string[], options: BankSandboxCom
     return 0;
   }
   const logger = pino({ name: 'bank-sandbox', level: 'info' }, { write: (line: string) => stderr.write(line) });
+  let keys: { signingKey?: JwsKeyPair; signingPublicFile?: string; tppSigningKeys?: TrustedJwsKey[] };
+  try {
+    keys = await readKeys(settings);
+  } catch (error) {
+    stderr.write(`bank-sandbox: ${(error as Error).message}\n`);
+    return 1;
+  }
   const bank = await startBankSandbox({
+    ...(keys.signingKey ? { signingKey: keys.signingKey } : {}),
+    ...(keys.tppSigningKeys ? { tppSigningKeys: keys.tppSigningKeys } : {}),
     host: settings.host,
     port: settings.port,
     accessTokens: settings.tokens,
@@ -115,8 +139,19 @@ export async function bankSandboxCommand(argv: string[], options: BankSandboxCom
     logger,
   });
   stdout.write(`bank sandbox listening on ${bank.url}\n`);
+  stdout.write(keys.signingPublicFile ? `bank signing key ${bank.signingJwk.kid}: public JWK in ${keys.signingPublicFile}\n` : `bank signing key (new this start): ${JSON.stringify(bank.signingJwk)}\n`);
+  stdout.write(keys.tppSigningKeys ? `requests must be signed by one of ${keys.tppSigningKeys.length} TPP key(s)\n` : 'request signatures are not checked (no --tpp-key)\n');
   const reason = await untilStopped(options.signal);
   logger.info({ reason }, 'bank sandbox stopping');
   await bank.close();
   return 0;
+}
+
+async function readKeys(settings: Settings): Promise<{ signingKey?: JwsKeyPair; signingPublicFile?: string; tppSigningKeys?: TrustedJwsKey[] }> {
+  const signing = settings.signingKeyFile === undefined ? undefined : await loadOrCreateJwsKey(settings.signingKeyFile);
+  const tppSigningKeys = settings.tppKeyFiles.length === 0 ? undefined : (await Promise.all(settings.tppKeyFiles.map(readTrustedJwkFile))).flat();
+  return {
+    ...(signing ? { signingKey: signing.key, signingPublicFile: signing.publicFile } : {}),
+    ...(tppSigningKeys ? { tppSigningKeys } : {}),
+  };
 }

@@ -1,6 +1,7 @@
 /**
- * OBIE VRP 4.0 domestic-vrp-consents: create (POST), read (GET), revoke (DELETE), plus the
- * sandbox-only PSU approval `POST /sandbox/consents/{ConsentId}/authorise`.
+ * OBIE VRP 4.0 domestic-vrp-consents: create (POST), read (GET), revoke (DELETE), confirm
+ * funds (POST .../funds-confirmation), plus the sandbox-only PSU decisions
+ * `POST /sandbox/consents/{ConsentId}/authorise` and `.../reject`.
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -15,7 +16,17 @@ import {
   selfLink,
   type SandboxContext,
 } from './sandbox-context.ts';
-import { consentIdParamsSchema, consentRequestSchema, type ConsentRequestBody, type WireCashAccount } from './schemas.ts';
+import {
+  consentIdParamsSchema,
+  consentRequestSchema,
+  fundsConfirmationRequestSchema,
+  type ConsentRequestBody,
+  type FundsConfirmationRequestBody,
+  type WireCashAccount,
+} from './schemas.ts';
+
+/** What the sandbox PSU holds in each currency: funds are available up to this. */
+export const SANDBOX_PSU_BALANCE_MINOR = 1_000_000_00n;
 
 /** The account the sandbox PSU picks at the bank when the TPP named no DebtorAccount. */
 export const SANDBOX_DEBTOR_ACCOUNT: WireCashAccount = Object.freeze({
@@ -118,6 +129,12 @@ export async function consentRoutes(app: FastifyInstance, ctx: SandboxContext): 
     return consentView(request, consentOr400(ctx, request));
   });
 
+  app.post<{ Params: ConsentParams; Body: FundsConfirmationRequestBody }>(
+    '/domestic-vrp-consents/:ConsentId/funds-confirmation',
+    { schema: { params: consentIdParamsSchema, body: fundsConfirmationRequestSchema } },
+    async (request, reply) => reply.code(201).send(fundsConfirmation(ctx, request, consentOr400(ctx, request))),
+  );
+
   app.delete<{ Params: ConsentParams }>('/domestic-vrp-consents/:ConsentId', withParams, async (request, reply) => {
     const consent = consentOr400(ctx, request);
     if (consent.status !== 'CANC') {
@@ -128,16 +145,47 @@ export async function consentRoutes(app: FastifyInstance, ctx: SandboxContext): 
   });
 }
 
-/** Sandbox only: the PSU approves the consent at the bank (when auto-authorise is off). */
+/** OBIE VRP 4.0: OBVRPFundsConfirmationResponse; only an AUTH consent can confirm funds. */
+function fundsConfirmation(ctx: SandboxContext, request: FastifyRequest<{ Params: ConsentParams; Body: FundsConfirmationRequestBody }>, consent: ConsentRecord): object {
+  const { Data } = request.body;
+  if (Data.ConsentId !== consent.consentId) {
+    throw badRequest(OB_ERROR_CODES.fieldInvalid, `ConsentId ${Data.ConsentId} is not the consent in the path`, 'Data.ConsentId');
+  }
+  if (consent.status !== 'AUTH') {
+    throw badRequest(OB_ERROR_CODES.invalidConsentStatus, `Consent ${consent.consentId} is ${consent.status}, not AUTH`, 'Data.ConsentId');
+  }
+  if (Data.InstructedAmount.Currency !== consent.currency) {
+    throw badRequest(OB_ERROR_CODES.fieldInvalid, `Currency must be ${consent.currency}, as the consent`, 'Data.InstructedAmount.Currency');
+  }
+  const amountMinor = parseWireAmount(Data.InstructedAmount, 'Data.InstructedAmount');
+  const nowIso = isoTime(ctx.clock());
+  return {
+    Data: {
+      FundsConfirmationId: randomUUID(),
+      ConsentId: consent.consentId,
+      CreationDateTime: nowIso,
+      ...(Data.Reference === undefined ? {} : { Reference: Data.Reference }),
+      FundsAvailableResult: { FundsAvailableDateTime: nowIso, FundsAvailable: amountMinor <= SANDBOX_PSU_BALANCE_MINOR ? 'Available' : 'NotAvailable' },
+      InstructedAmount: Data.InstructedAmount,
+    },
+    Links: { Self: selfLink(request, `/domestic-vrp-consents/${encodeURIComponent(consent.consentId)}/funds-confirmation`) },
+    Meta: {},
+  };
+}
+
+/** Sandbox only: the PSU approves (AUTH) or refuses (RJCT) the consent at the bank. */
 export async function psuRoutes(app: FastifyInstance, ctx: SandboxContext): Promise<void> {
   const withParams = { schema: { params: consentIdParamsSchema } };
-  app.post<{ Params: ConsentParams }>('/sandbox/consents/:ConsentId/authorise', withParams, async (request) => {
+  const decide = (request: FastifyRequest<{ Params: ConsentParams }>, status: 'AUTH' | 'RJCT') => {
     const consent = consentOr400(ctx, request);
     if (consent.status !== 'AWAU') {
       throw badRequest(OB_ERROR_CODES.invalidConsentStatus, `Consent ${consent.consentId} is ${consent.status}, not AWAU`, 'Status');
     }
-    const authorised: ConsentRecord = { ...consent, status: 'AUTH', statusUpdatedMs: ctx.clock() };
-    ctx.state.replaceConsent(authorised);
-    return consentView(request, authorised);
-  });
+    const reason = status === 'RJCT' ? [{ StatusReasonDescription: 'The PSU refused the consent at the bank' }] : [];
+    const decided: ConsentRecord = { ...consent, status, statusUpdatedMs: ctx.clock(), statusReason: reason };
+    ctx.state.replaceConsent(decided);
+    return consentView(request, decided);
+  };
+  app.post<{ Params: ConsentParams }>('/sandbox/consents/:ConsentId/authorise', withParams, async (request) => decide(request, 'AUTH'));
+  app.post<{ Params: ConsentParams }>('/sandbox/consents/:ConsentId/reject', withParams, async (request) => decide(request, 'RJCT'));
 }

@@ -24,6 +24,17 @@ export const OB_ERROR_CODES = Object.freeze({
   notFound: 'U011',
   /** UK.OBIE.Rules.FailsControlParameters */
   failsControlParameters: 'U014',
+  // UK.OBIE.Signature.*: numbered in the code set's alphabetical order, like U014 and U021.
+  /** UK.OBIE.Signature.Invalid: the signature does not verify. */
+  signatureInvalid: 'U015',
+  /** UK.OBIE.Signature.InvalidClaim: a header claim has a value we refuse (alg, b64, tan, iat, kid). */
+  signatureInvalidClaim: 'U016',
+  /** UK.OBIE.Signature.Malformed: not a detached compact JWS. */
+  signatureMalformed: 'U017',
+  /** UK.OBIE.Signature.Missing: no x-jws-signature on a request that needs one. */
+  signatureMissing: 'U018',
+  /** UK.OBIE.Signature.MissingClaim: a required header claim, or its crit entry, is absent. */
+  signatureMissingClaim: 'U019',
   /** UK.OBIE.Unsupported.AccountIdentifier */
   unsupportedAccountIdentifier: 'U021',
   /** UK.OBIE.Unsupported.Currency */

@@ -126,6 +126,23 @@ export const paymentRequestSchema = {
   },
 } as const;
 
+/** OBIE VRP 4.0: OBVRPFundsConfirmationRequest. */
+export const fundsConfirmationRequestSchema = {
+  type: 'object',
+  required: ['Data'],
+  properties: {
+    Data: {
+      type: 'object',
+      required: ['ConsentId', 'InstructedAmount'],
+      properties: {
+        ConsentId: text(128),
+        Reference: text(35),
+        InstructedAmount: currencyAndAmount,
+      },
+    },
+  },
+} as const;
+
 export const consentIdParamsSchema = {
   type: 'object',
   required: ['ConsentId'],
@@ -168,6 +185,9 @@ export interface WireControlParameters {
 export interface ConsentRequestBody {
   Data: { ReadRefundAccount?: 'Yes' | 'No'; ControlParameters: WireControlParameters; Initiation: WireInitiation };
   Risk: Record<string, unknown>;
+}
+export interface FundsConfirmationRequestBody {
+  Data: { ConsentId: string; Reference?: string; InstructedAmount: WireAmount };
 }
 export interface PaymentRequestBody {
   Data: {

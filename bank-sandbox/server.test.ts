@@ -189,9 +189,27 @@ describe('consents', () => {
     expect(b.listConsents()).toEqual([]);
   });
 
-  it('answers 404 for funds-confirmation, which the sandbox does not implement', async () => {
+  it('confirms funds under an authorised consent, echoing the amount', async () => {
+    const b = await start();
+    const consentId = await createConsent(b);
+    const answer = await call(b, 'POST', `/domestic-vrp-consents/${consentId}/funds-confirmation`, { body: { Data: { ConsentId: consentId, InstructedAmount: { Amount: '12.34', Currency: 'GBP' } } } });
+    expect(answer.status).toBe(201);
+    expect(answer.json.Data).toMatchObject({ ConsentId: consentId, FundsAvailableResult: { FundsAvailable: 'Available' }, InstructedAmount: { Amount: '12.34', Currency: 'GBP' } });
+    expect(validateSpecBody('OBVRPFundsConfirmationResponse', answer.json)).toEqual([]);
+  });
+
+  it('refuses funds confirmation for another consent than the path names, and under a revoked consent', async () => {
+    const b = await start();
+    const consentId = await createConsent(b);
+    const body = (id: string) => ({ body: { Data: { ConsentId: id, InstructedAmount: { Amount: '1.00', Currency: 'GBP' } } } });
+    expect((await call(b, 'POST', `/domestic-vrp-consents/${consentId}/funds-confirmation`, body('vrpc-other'))).json.Errors[0]).toMatchObject({ ErrorCode: 'U002', Path: 'Data.ConsentId' });
+    expect((await call(b, 'DELETE', `/domestic-vrp-consents/${consentId}`)).status).toBe(204);
+    expect((await call(b, 'POST', `/domestic-vrp-consents/${consentId}/funds-confirmation`, body(consentId))).json.Errors[0]).toMatchObject({ ErrorCode: 'U009' });
+  });
+
+  it('answers 404 for payment-details, which the sandbox does not implement', async () => {
     const b = await start();
     recorder.tolerated.add(404);
-    expect((await call(b, 'POST', '/domestic-vrp-consents/x/funds-confirmation', { body: {} })).status).toBe(404);
+    expect((await call(b, 'GET', '/domestic-vrps/x/payment-details')).status).toBe(404);
   });
 });

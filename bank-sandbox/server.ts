@@ -2,17 +2,20 @@
  * A local pay-by-bank bank in the shape of OBL VRP Profile 4.0.0, for demos and tests:
  * consents, payments with idempotency, lazy settlement and injectable faults, in memory.
  *
- * Not implemented (as a bank may choose, answered 404): funds-confirmation, PUT/PATCH of
- * consents, payment-details. Message signing (x-jws-signature) is neither required nor sent.
+ * Not implemented (as a bank may choose, answered 404): PUT/PATCH of consents,
+ * payment-details. Message signing (docs/bank-api.md): every answer is signed with the bank's
+ * P-256 key (`signingJwk`); POSTs must be signed by a TPP key when `tppSigningKeys` is set.
  */
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import { generateJwsKey, OB_TRUST_ANCHOR, publicJwkOf, type JwsKeyPair, type PublicJwk, type TrustedJwsKey } from '../gateway/settlement/jws.ts';
 import { BankState, type ConsentRecord, type PaymentRecord } from './bank-state.ts';
 import { consentRoutes, psuRoutes } from './consent-routes.ts';
 import { createFaultQueue, type FaultControl, type FaultQueue } from './faults.ts';
 import { listingRoutes } from './listing-routes.ts';
+import { installMessageSigning } from './message-signing.ts';
 import { OB_ERROR_CODES, obErrorBody, SandboxError } from './ob-errors.ts';
 import { paymentRoutes } from './payment-routes.ts';
 import { BASE_PATH, type SandboxContext } from './sandbox-context.ts';
@@ -36,6 +39,17 @@ export interface BankSandboxOptions {
   clock?: () => number;
   /** Called with every API exchange answered, e.g. to check it against the spec. */
   onExchange?: (exchange: SandboxExchange) => void;
+  /** Signs the bank's answers. Default: a fresh key each start (see `signingJwk`). */
+  signingKey?: JwsKeyPair;
+  /** The bank's `http://openbanking.org.uk/iss`. Default 'meterbridge-sandbox-bank'. */
+  signingIss?: string;
+  /** `http://openbanking.org.uk/tan` both sides use. Default 'openbanking.org.uk'. */
+  trustAnchor?: string;
+  /**
+   * TPP keys whose `x-jws-signature` the bank accepts. When set (even empty), every POST to
+   * the API must be signed by one of them; when absent, request signatures are not checked.
+   */
+  tppSigningKeys?: readonly TrustedJwsKey[];
 }
 
 /** One answered request, as the sandbox saw it; header names are lower case. */
@@ -79,6 +93,8 @@ export interface BankSandbox {
   faults: FaultControl;
   listPayments(): SandboxPayment[];
   listConsents(): SandboxConsent[];
+  /** The public key of the bank's answers, for the TPP's `settlement.bank.publicKeyFile`. */
+  signingJwk: PublicJwk;
 }
 
 /** Limits: one place, each with a reason. */
@@ -270,6 +286,15 @@ export async function startBankSandbox(options: BankSandboxOptions): Promise<Ban
   });
   installGuards(app, checked, { faults, owners });
   installErrorHandlers(app);
+  // Before the exchange hook, so what it records carries the signature.
+  const signingKey = options.signingKey ?? generateJwsKey();
+  installMessageSigning(app, {
+    key: signingKey,
+    iss: options.signingIss ?? 'meterbridge-sandbox-bank',
+    tan: options.trustAnchor ?? OB_TRUST_ANCHOR,
+    tppKeys: options.tppSigningKeys,
+    clock,
+  });
   if (options.onExchange) installExchangeHook(app, options.onExchange);
   await app.register(async (api) => consentRoutes(api, ctx), { prefix: BASE_PATH });
   await app.register(async (api) => paymentRoutes(api, ctx), { prefix: BASE_PATH });
@@ -288,6 +313,7 @@ export async function startBankSandbox(options: BankSandboxOptions): Promise<Ban
     },
     listPayments: () => state.allPayments(clock()).map(toSandboxPayment),
     listConsents: () => state.allConsents(clock()).map(toSandboxConsent),
+    signingJwk: publicJwkOf(signingKey),
   };
 }
 

@@ -9,7 +9,7 @@ import { startFleet } from '../firmware-sim/fleet.ts';
 import { loadConfig } from '../gateway/config.ts';
 import { startGateway } from '../gateway/main.ts';
 import { createLogger } from './logger.ts';
-import { ensureBankToken, prepareDemo } from './demo-setup.ts';
+import { ensureBankToken, ensureDemoSigningKeys, prepareDemo } from './demo-setup.ts';
 import { untilSignal } from './signals.ts';
 
 const HELP = `Usage: meterbridge demo [--dir DIR] [--http-port N] [--mqtt-port N] [--bank-port N] [--speed N]
@@ -48,7 +48,12 @@ export async function demoCommand(argv: string[]): Promise<number> {
   say(`meterbridge demo: preparing ${dir}`);
   const logger = createLogger(values['log-level'] ?? 'warn', 'demo');
   const bankToken = ensureBankToken(dir);
-  const bank = await startBankSandbox({ port: ports.bank, accessTokens: [bankToken], autoAuthoriseConsents: true, settleAfterMs: 3_000, logger: logger.child({ module: 'bank-sandbox' }) });
+  // Message signing both ways (docs/bank-api.md): the bank trusts the gateway's key, the gateway the bank's.
+  const signingKeys = await ensureDemoSigningKeys(dir);
+  const bank = await startBankSandbox({
+    port: ports.bank, accessTokens: [bankToken], autoAuthoriseConsents: true, settleAfterMs: 3_000, logger: logger.child({ module: 'bank-sandbox' }),
+    signingKey: signingKeys.bank, tppSigningKeys: [signingKeys.gateway],
+  });
   say(`  sandbox bank   ${bank.url}`);
   const setup = await prepareDemo(dir, { ...ports, bank: bank.port }, { sealCron: values['seal-cron'] ?? '* * * * *' });
   const config = loadConfig({ file: setup.configFile, env: {} });

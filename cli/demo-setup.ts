@@ -6,6 +6,8 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { generateSecret, hashPassword } from '../gateway/auth/password-hash.ts';
+import { GATEWAY_JWS_KEY_FILE, loadOrCreateJwsKey, publicJwkFileOf } from '../gateway/settlement/jws-key-file.ts';
+import type { JwsKeyPair } from '../gateway/settlement/jws.ts';
 import type { MachineKind } from '../firmware-sim/machines.ts';
 import type { SimDeviceConfig } from '../firmware-sim/sim-device.ts';
 
@@ -34,7 +36,7 @@ const FLEET: ReadonlyArray<{ id: string; kind: MachineKind; payer: string; meter
 export function demoGatewayConfig(ports: DemoPorts, sealCron: string): Record<string, unknown> {
   return {
     gatewayId: 'demo-gateway',
-    dataDir: './gateway-data',
+    dataDir: `./${DEMO_GATEWAY_DATA_DIR}`,
     devicesFile: './devices.json',
     logLevel: 'warn',
     mqtt: { host: '127.0.0.1', port: ports.mqtt },
@@ -57,8 +59,25 @@ export function demoGatewayConfig(ports: DemoPorts, sealCron: string): Record<st
       'harbour-yard': { name: 'Harbour Container Yard', currency: 'EUR', maxIndividualAmount: '500.00', account: { schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '08080021325698', name: 'Harbour Yard' } },
     },
     payee: { name: 'Machine Leasing Ltd', account: { schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '20000055667788', name: 'Machine Leasing Ltd' } },
-    settlement: { sealCron, timezone: 'UTC', pollIntervalMs: 2_000, bank: { url: `http://127.0.0.1:${ports.bank}/open-banking/v4.0/pisp`, tokenFile: './bank-token', timeoutMs: 5_000 } },
+    settlement: { sealCron, timezone: 'UTC', pollIntervalMs: 2_000, bank: { url: `http://127.0.0.1:${ports.bank}/open-banking/v4.0/pisp`, tokenFile: './bank-token', publicKeyFile: `./${publicJwkFileOf(DEMO_BANK_KEY_FILE)}`, timeoutMs: 5_000 } },
   };
+}
+
+/** The sandbox bank's P-256 signing key in the demo folder; its public JWK is the gateway's settlement.bank.publicKeyFile. */
+export const DEMO_BANK_KEY_FILE = 'bank-signing-p256.key';
+/** The gateway's data dir in the demo folder (as the demo config names it). */
+const DEMO_GATEWAY_DATA_DIR = 'gateway-data';
+
+/**
+ * Both message-signing keys, made once per demo folder: the bank's, and the gateway's (made
+ * here, before the gateway starts, exactly where the gateway looks for it) so the bank can
+ * be told which key signs the gateway's requests.
+ */
+export async function ensureDemoSigningKeys(dir: string): Promise<{ bank: JwsKeyPair; gateway: JwsKeyPair }> {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const bank = await loadOrCreateJwsKey(path.join(dir, DEMO_BANK_KEY_FILE));
+  const gateway = await loadOrCreateJwsKey(path.join(dir, DEMO_GATEWAY_DATA_DIR, GATEWAY_JWS_KEY_FILE));
+  return { bank: bank.key, gateway: gateway.key };
 }
 
 /** The sandbox bank's token, made once per demo folder. */

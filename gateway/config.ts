@@ -163,6 +163,8 @@ export const configSchema = z.strictObject({
       /** Bearer token; prefer MB_BANK_TOKEN or tokenFile so it stays out of the config file. */
       token: z.string().min(1).optional(),
       tokenFile: z.string().min(1).optional(),
+      /** The bank's public signing key (JWK or JWKS): its answers must carry x-jws-signature by it (docs/bank-api.md). */
+      publicKeyFile: z.string().min(1).optional(),
       timeoutMs: z.number().int().min(100).max(120_000).default(10_000),
     }),
   }),
@@ -366,7 +368,11 @@ export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv } =
     },
     settlement: {
       ...config.settlement,
-      bank: { ...config.settlement.bank, ...(config.settlement.bank.tokenFile ? { tokenFile: path.resolve(base, config.settlement.bank.tokenFile) } : {}) },
+      bank: {
+        ...config.settlement.bank,
+        ...(config.settlement.bank.tokenFile ? { tokenFile: path.resolve(base, config.settlement.bank.tokenFile) } : {}),
+        ...(config.settlement.bank.publicKeyFile ? { publicKeyFile: path.resolve(base, config.settlement.bank.publicKeyFile) } : {}),
+      },
     },
   });
 }

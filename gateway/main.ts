@@ -27,7 +27,7 @@ import { BatchBook } from './settlement/batch-book.ts';
 import { bookSeals } from './settlement/open-balances.ts';
 import { SettlementSchedule, settlementPlans } from './settlement/schedule.ts';
 import { Settler } from './settlement/settler.ts';
-import { VrpClient } from './settlement/vrp-client.ts';
+import { openVrpClient } from './settlement/bank-connection.ts';
 import { createMetrics } from './web/metrics.ts';
 import { ensureOperatorLogin } from './web/operator-login.ts';
 import { startWebServer } from './web/server.ts';
@@ -174,7 +174,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
     gatewayId: config.gatewayId, key, clock, logger: logger.child({ module: 'batches' }),
     closePeriods: () => closeEndedPeriods(db, journal, intake.tariffs, clock()),
   });
-  const client = new VrpClient({ baseUrl: config.settlement.bank.url, accessToken: await readBankToken(config), timeoutMs: config.settlement.bank.timeoutMs });
+  const client = await openVrpClient(config, { accessToken: await readBankToken(config), logger: logger.child({ module: 'bank' }) });
   const settler = new Settler({ db, book: batches, client, config, pollIntervalMs: config.settlement.pollIntervalMs, logger: logger.child({ module: 'settlement' }), enabled: () => chainReport.ok });
 
   let mqtt: UsageSource;

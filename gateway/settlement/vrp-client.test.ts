@@ -1,6 +1,9 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startBankSandbox, type BankSandbox, type BankSandboxOptions } from '../../bank-sandbox/server.ts';
 import { createSpecRecorder, type SpecRecorder } from '../../test/conformance/spec-recorder.ts';
+import { generateJwsKey, trustedKeyFromJwk } from './jws.ts';
 import {
   isFinalVrpStatus,
   isSettledVrpStatus,
@@ -19,10 +22,17 @@ const DEBTOR: BankAccount = { schemeName: 'UK.OBIE.IBAN', identification: 'GB33B
 let bank: BankSandbox | undefined;
 let recorder: SpecRecorder;
 
-/** A real sandbox bank on a free port; every request the client sends and every answer are checked against the spec. */
+const GATEWAY_KEY = generateJwsKey();
+
+/**
+ * A real sandbox bank on a free port that requires the gateway's signature and signs its
+ * answers, and a client that signs and checks them; every request and answer is checked
+ * against the spec, x-jws-signature included.
+ */
 async function connect(options: Partial<BankSandboxOptions> = {}, clientOptions: Partial<VrpClientOptions> = {}) {
-  bank = await startBankSandbox({ accessTokens: [TOKEN], settleAfterMs: 50, onExchange: recorder.onExchange, ...options });
-  return { bank, client: new VrpClient({ baseUrl: bank.url, accessToken: TOKEN, timeoutMs: 2000, ...clientOptions }) };
+  bank = await startBankSandbox({ accessTokens: [TOKEN], settleAfterMs: 50, onExchange: recorder.onExchange, tppSigningKeys: [GATEWAY_KEY], ...options });
+  const signed = { signing: { key: GATEWAY_KEY, iss: 'test-gateway' }, bankSigningKeys: [trustedKeyFromJwk(bank.signingJwk)] };
+  return { bank, client: new VrpClient({ baseUrl: bank.url, accessToken: TOKEN, timeoutMs: 2000, ...signed, ...clientOptions }) };
 }
 
 async function consentFor(client: VrpClient, maxIndividualAmountMinor = 100_00n): Promise<string> {
@@ -51,7 +61,7 @@ async function caught(promise: Promise<unknown>): Promise<VrpError> {
 }
 
 beforeEach(() => {
-  recorder = createSpecRecorder({ check: 'exchange' });
+  recorder = createSpecRecorder({ check: 'exchange', ignoreHeaders: [] });
 });
 
 afterEach(async () => {
@@ -65,7 +75,7 @@ describe('consents', () => {
     const { client } = await connect();
     const created = await client.createConsent({ idempotencyKey: 'c1', reference: 'acme', currency: 'GBP', creditor: CREDITOR, maxIndividualAmountMinor: 50_00n });
     expect(created.status).toBe('AWAU');
-    expect(await client.getConsent(created.consentId)).toEqual({ consentId: created.consentId, status: 'AUTH' });
+    expect(await client.getConsent(created.consentId)).toMatchObject({ consentId: created.consentId, status: 'AUTH', terms: { currency: 'GBP', maxIndividualAmountMinor: 50_00n } });
     await client.revokeConsent(created.consentId);
     expect((await client.getConsent(created.consentId)).status).toBe('CANC');
   });
@@ -238,6 +248,13 @@ describe('input limits (OBIE VRP 4.0 field lengths)', () => {
   });
 });
 
+/** A bank that does not check request signatures, and a client that checks nothing: for the signRequest seam. */
+async function connectUnsigned(clientOptions: Partial<VrpClientOptions> = {}) {
+  bank = await startBankSandbox({ accessTokens: [TOKEN], settleAfterMs: 50, onExchange: recorder.onExchange });
+  recorder.tolerated.add(201); // no or stub signatures: not what the spec asks for, on purpose
+  return { bank, client: new VrpClient({ baseUrl: bank.url, accessToken: TOKEN, timeoutMs: 2000, ...clientOptions }) };
+}
+
 describe('message signing seam', () => {
   it('sends what signRequest returns as x-jws-signature on POSTs, over the exact body sent', async () => {
     const signed: { method: string; body: string }[] = [];
@@ -245,7 +262,7 @@ describe('message signing seam', () => {
       signed.push(request);
       return 'detached.jws.stub';
     };
-    const { client } = await connect({}, { signRequest });
+    const { client } = await connectUnsigned({ signRequest });
     const consentId = await consentFor(client);
     expect(recorder.exchanges.map((e) => e.requestHeaders['x-jws-signature'])).toEqual(['detached.jws.stub']);
     expect(JSON.stringify(recorder.exchanges[0]?.requestBody)).toBe(signed[0]?.body);
@@ -254,9 +271,71 @@ describe('message signing seam', () => {
   });
 
   it('sends no x-jws-signature without a signer', async () => {
-    const { client } = await connect();
+    const { client } = await connectUnsigned();
     await consentFor(client);
     expect(recorder.exchanges[0]?.requestHeaders['x-jws-signature']).toBeUndefined();
+  });
+});
+
+describe('message signing', () => {
+  it('signs every POST so that a bank requiring signatures accepts it, and reads only answers the bank signed', async () => {
+    const { client } = await connect();
+    const consentId = await consentFor(client);
+    expect((await client.confirmFunds(consentId, 12_34n, 'GBP')).available).toBe(true);
+    await client.createPayment(paymentInput(consentId));
+    const posts = recorder.exchanges.filter((e) => e.method === 'POST');
+    expect(posts.map((e) => [e.statusCode, typeof e.requestHeaders['x-jws-signature']])).toEqual([[201, 'string'], [201, 'string'], [201, 'string']]);
+  });
+
+  it('refuses an answer signed by a key other than the bank’s, as a retriable signature error', async () => {
+    const { client } = await connect({}, { bankSigningKeys: [generateJwsKey()] });
+    const error = await caught(client.getConsent('vrpc-unknown'));
+    expect([error.code, error.retriable, error.httpStatus]).toEqual(['signature', true, 400]);
+    expect(error.message).toMatch(/is not signed by the bank: kid .* is not a key we trust/);
+  });
+
+  it('refuses an answer without x-jws-signature when it expects one, reading nothing from it', async () => {
+    // A bank that answers well-formed but unsigned: what a man in the middle would send.
+    const server = createServer((request, response) => {
+      response.writeHead(200, { 'content-type': 'application/json', 'x-fapi-interaction-id': String(request.headers['x-fapi-interaction-id']) });
+      response.end(JSON.stringify({ Data: { DomesticVRPId: 'p-1' } }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const client = new VrpClient({ baseUrl: `http://127.0.0.1:${port}/open-banking/v4.0/pisp`, accessToken: TOKEN, bankSigningKeys: [generateJwsKey()] });
+      const error = await caught(client.getPayment('p-1'));
+      expect([error.code, error.retriable]).toEqual(['signature', true]);
+      expect(error.message).toMatch(/there is no x-jws-signature/);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('is refused by the bank when it signs with a key the bank does not know (U016), and pays nothing', async () => {
+    const { bank: b, client } = await connect({}, { signing: { key: generateJwsKey(), iss: 'stranger' } });
+    const error = await caught(client.createConsent({ idempotencyKey: 'c1', reference: 'acme', currency: 'GBP', creditor: CREDITOR, maxIndividualAmountMinor: 1_00n }));
+    expect([error.httpStatus, error.obErrorCodes, error.retriable]).toEqual([400, ['U016'], false]);
+    expect(b.listConsents()).toEqual([]);
+  });
+});
+
+describe('consent life', () => {
+  it('reports a consent past its ValidToDateTime as EXPD, with when it ended', async () => {
+    let nowMs = Date.parse('2030-01-01T00:00:00Z');
+    const { client } = await connect({ clock: () => nowMs }, { clock: () => nowMs });
+    const consent = await client.createConsent({ idempotencyKey: 'c1', reference: 'acme', currency: 'GBP', creditor: CREDITOR, maxIndividualAmountMinor: 1_00n, validToDateTime: '2030-01-02T00:00:00Z' });
+    expect((await client.getConsent(consent.consentId)).status).toBe('AUTH');
+    nowMs = Date.parse('2030-01-02T00:00:01Z');
+    const expired = await client.getConsent(consent.consentId);
+    expect(expired).toMatchObject({ status: 'EXPD', statusUpdateDateTime: '2030-01-02T00:00:00.000Z', statusReasons: ['ValidToDateTime has passed'] });
+  });
+
+  it('reports a revoked consent as CANC with the bank’s reason', async () => {
+    const { client } = await connect();
+    const consentId = await consentFor(client);
+    await client.revokeConsent(consentId);
+    expect(await client.getConsent(consentId)).toMatchObject({ status: 'CANC', statusReasons: [expect.stringMatching(/Revoked/)] });
   });
 });
 

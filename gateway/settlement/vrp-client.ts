@@ -7,13 +7,16 @@
  * profile 4.0, waits at least 1 s before a duplicate payment request), which the bank must
  * answer with the payment it already made.
  *
- * Message signing: the spec marks `x-jws-signature` required on POSTs and on responses. It is
- * not implemented yet; `signRequest` is the seam for it, and response signatures are not
- * verified.
+ * Message signing (docs/bank-api.md): with `signing`, every POST carries an `x-jws-signature`
+ * (detached JWS, ES256) over the exact body sent; with `bankSigningKeys`, every answer that
+ * has a body must carry one by the bank over the exact bytes received, or the call fails
+ * with a retriable 'signature' error (the bank may have acted; retrying with the same key is
+ * safe). `signRequest` stays as the lower-level seam (an HSM, a remote signer).
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { formatMinor, MINOR_DIGITS, parseMinor } from '../../protocol/money.ts';
+import { OB_TRUST_ANCHOR, signDetachedJws, verifyDetachedJws, type JwsKeyPair, type TrustedJwsKey } from './jws.ts';
 
 /** OBIE VRP 4.0: OBDomesticVRPResponse.Data.Status (ExternalPaymentTransactionStatus1Code). */
 export const VRP_PAYMENT_STATUSES = [
@@ -44,8 +47,15 @@ export interface VrpPeriodicLimit {
   amountMinor: bigint;
 }
 
-/** Returns the detached JWS for the `x-jws-signature` header of a POST (a later issue). */
+/** Returns the detached JWS for the `x-jws-signature` header of a POST. */
 export type VrpRequestSigner = (request: { method: string; url: string; body: string }) => Promise<string>;
+
+export interface VrpSigningOptions {
+  /** The TPP's P-256 key; its public JWK is registered with the bank. */
+  key: JwsKeyPair;
+  /** `http://openbanking.org.uk/iss`: who the TPP is to the bank (OBIE: org-id/software-id). */
+  iss: string;
+}
 
 export interface VrpClientOptions {
   /** e.g. https://bank.example/open-banking/v4.0/pisp */
@@ -53,12 +63,39 @@ export interface VrpClientOptions {
   accessToken: string;
   /** Whole exchange, response body included. Default 10000. */
   timeoutMs?: number;
+  /** Signs every POST with this key (takes precedence over `signRequest`). */
+  signing?: VrpSigningOptions;
   signRequest?: VrpRequestSigner;
+  /** The bank's public keys: when given, every answer with a body must be signed by one. */
+  bankSigningKeys?: readonly TrustedJwsKey[];
+  /** `http://openbanking.org.uk/tan` both sides name. Default 'openbanking.org.uk'. */
+  trustAnchor?: string;
+  /** Epoch ms for signature times (iat). Default Date.now. */
+  clock?: () => number;
+}
+
+export interface VrpFundsConfirmation {
+  fundsConfirmationId: string;
+  available: boolean;
 }
 
 export interface VrpConsent {
   consentId: string;
   status: VrpConsentStatus;
+  statusUpdateDateTime: string;
+  /** StatusReason descriptions the bank gave, e.g. why the consent is CANC or EXPD. */
+  statusReasons: string[];
+  /** What the bank holds the payer to, as it answered (absent from a bank that leaves them out). */
+  terms?: VrpConsentTerms;
+}
+
+/** The consent's ControlParameters that cap payments, and when it was created (Consent-aligned periods start then). */
+export interface VrpConsentTerms {
+  creationDateTime: string;
+  currency: string;
+  maxIndividualAmountMinor: bigint;
+  periodicLimits: VrpPeriodicLimit[];
+  validToDateTime?: string;
 }
 
 export interface VrpPayment {
@@ -98,12 +135,13 @@ export interface CreatePaymentInput {
   remittance: { reference: string; unstructured: string };
 }
 
-export type VrpErrorCode = 'timeout' | 'network' | 'http' | 'protocol';
+export type VrpErrorCode = 'timeout' | 'network' | 'http' | 'protocol' | 'signature';
 
 /**
  * A call that did not get the answer it needed. `retriable`: the same call (same idempotency
- * key) may succeed later and cannot pay twice: timeouts, network failures, 5xx, 429, and
- * 'protocol' (the bank answered 2xx with a body we could not read, so it may have acted).
+ * key) may succeed later and cannot pay twice: timeouts, network failures, 5xx, 429,
+ * 'protocol' (the bank answered 2xx with a body we could not read, so it may have acted) and
+ * 'signature' (the answer's x-jws-signature is missing or wrong: not trusted, maybe acted on).
  */
 export class VrpError extends Error {
   readonly code: VrpErrorCode;
@@ -140,7 +178,8 @@ const MAX = Object.freeze({
   idempotencyKey: 40, consentId: 128, paymentId: 40, text35: 35, unstructured: 140, merchantCustomerId: 70,
   accountId: 256, accountName: 70, amountIntegerDigits: 13, timeoutMs: 120_000, responseBytes: 1024 * 1024, periodicLimits: 20,
 });
-const PERIOD_TYPES: readonly string[] = ['Day', 'Week', 'Fortnight', 'Month', 'Half-year', 'Year'];
+const PERIOD_TYPES_WIRE = ['Day', 'Week', 'Fortnight', 'Month', 'Half-year', 'Year'] as const;
+const PERIOD_TYPES: readonly string[] = PERIOD_TYPES_WIRE;
 
 function checkText(value: unknown, field: string, maxLength: number): void {
   if (typeof value !== 'string') throw new TypeError(`${field}: must be a string, got ${typeof value}`);
@@ -202,11 +241,22 @@ function wireAmount(amountMinor: bigint, currency: string): { Amount: string; Cu
 }
 
 // What we read from the bank's answers; everything else in them is passed over.
+const wireAmountSchema = z.object({ Amount: z.string(), Currency: z.string() });
 const consentResponse = z.object({
   Data: z.object({
     ConsentId: z.string().min(1).max(MAX.consentId),
     Status: z.enum(VRP_CONSENT_STATUSES),
-    ControlParameters: z.object({ VRPType: z.array(z.string()).min(1), PSUAuthenticationMethods: z.array(z.string()).min(1), PSUInteractionTypes: z.array(z.string()).optional() }),
+    StatusUpdateDateTime: z.string().min(1),
+    StatusReason: z.array(z.object({ StatusReasonDescription: z.string().optional() })).optional(),
+    CreationDateTime: z.string().optional(),
+    ControlParameters: z.object({
+      VRPType: z.array(z.string()).min(1),
+      PSUAuthenticationMethods: z.array(z.string()).min(1),
+      PSUInteractionTypes: z.array(z.string()).optional(),
+      ValidToDateTime: z.string().optional(),
+      MaximumIndividualAmount: wireAmountSchema.optional(),
+      PeriodicLimits: z.array(wireAmountSchema.extend({ PeriodType: z.enum(PERIOD_TYPES_WIRE), PeriodAlignment: z.enum(['Calendar', 'Consent']) })).optional(),
+    }),
     Initiation: z.record(z.string(), z.unknown()),
   }),
   Risk: z.record(z.string(), z.unknown()),
@@ -224,6 +274,14 @@ const paymentResponse = z.object({
   }),
 });
 
+const fundsConfirmationResponse = z.object({
+  Data: z.object({
+    FundsConfirmationId: z.string().min(1).max(MAX.paymentId),
+    ConsentId: z.string().min(1).max(MAX.consentId),
+    FundsAvailableResult: z.object({ FundsAvailable: z.enum(['Available', 'NotAvailable']) }),
+  }),
+});
+
 const errorResponse = z.object({ Errors: z.array(z.object({ ErrorCode: z.string(), Message: z.string().optional() })) });
 
 /** "10.00000" is a valid GBP amount on the wire; zeros past the currency's digits are exact. */
@@ -236,13 +294,16 @@ function parseBankAmount(text: string, currency: string, field: string): bigint 
 }
 
 /** One call: what it is for (for messages), where, and the one status that means success. */
-interface Exchange { action: string; method: 'GET' | 'POST' | 'DELETE'; path: string; expectStatus: number; body?: unknown; idempotencyKey?: string }
+interface Exchange { action: string; method: 'GET' | 'POST' | 'DELETE'; path: string; expectStatus: number; body?: unknown; idempotencyKey?: string; /** `path` is from the server's origin, not the API base (sandbox-only routes). */ fromOrigin?: true }
 
 export class VrpClient {
   readonly #baseUrl: string;
   readonly #accessToken: string;
   readonly #timeoutMs: number;
   readonly #signRequest: VrpRequestSigner | undefined;
+  readonly #bankSigningKeys: readonly TrustedJwsKey[] | undefined;
+  readonly #trustAnchor: string;
+  readonly #clock: () => number;
 
   constructor(options: VrpClientOptions) {
     const url = new URL(options.baseUrl); // throws TypeError on a bad URL
@@ -255,7 +316,13 @@ export class VrpClient {
     this.#baseUrl = options.baseUrl.replace(/\/+$/, '');
     this.#accessToken = options.accessToken;
     this.#timeoutMs = timeoutMs;
-    this.#signRequest = options.signRequest;
+    this.#clock = options.clock ?? Date.now;
+    this.#trustAnchor = options.trustAnchor ?? OB_TRUST_ANCHOR;
+    this.#bankSigningKeys = options.bankSigningKeys;
+    const { signing } = options;
+    this.#signRequest = signing
+      ? async ({ body }) => signDetachedJws(body, signing.key, { iss: signing.iss, tan: this.#trustAnchor, iatS: Math.floor(this.#clock() / 1000) })
+      : options.signRequest;
   }
 
   async createConsent(input: CreateConsentInput): Promise<VrpConsent> {
@@ -288,13 +355,22 @@ export class VrpClient {
     };
     const action = `create consent with key ${input.idempotencyKey}`;
     const answer = await this.#exchange({ action, method: 'POST', path: '/domestic-vrp-consents', expectStatus: 201, body, idempotencyKey: input.idempotencyKey });
-    const consent = this.#read(consentResponse, answer, action);
-    return { consentId: consent.Data.ConsentId, status: consent.Data.Status };
+    return consentOf(this.#read(consentResponse, answer, action));
   }
 
   async getConsent(consentId: string): Promise<VrpConsent> {
-    const consent = await this.#consentTerms(consentId);
-    return { consentId: consent.Data.ConsentId, status: consent.Data.Status };
+    return consentOf(await this.#consentTerms(consentId));
+  }
+
+  /** OBIE VRP 4.0 funds-confirmation: may the debtor's account pay this amount now? */
+  async confirmFunds(consentId: string, amountMinor: bigint, currency: string): Promise<VrpFundsConfirmation> {
+    checkText(consentId, 'consentId', MAX.consentId);
+    checkAmount(amountMinor, currency, 'amountMinor');
+    const action = `confirm funds of ${formatMinor(amountMinor, currency)} ${currency} under consent ${consentId}`;
+    const path = `/domestic-vrp-consents/${encodeURIComponent(consentId)}/funds-confirmation`;
+    const body = { Data: { ConsentId: consentId, InstructedAmount: wireAmount(amountMinor, currency) } };
+    const { Data } = this.#read(fundsConfirmationResponse, await this.#exchange({ action, method: 'POST', path, expectStatus: 201, body }), action);
+    return { fundsConfirmationId: Data.FundsConfirmationId, available: Data.FundsAvailableResult.FundsAvailable === 'Available' };
   }
 
   /** DELETE: the PSU revoked the consent with us; the bank marks it CANC. */
@@ -355,6 +431,22 @@ export class VrpClient {
     return this.#payment(answer, action);
   }
 
+  /**
+   * NOT part of the OBIE VRP 4.0 spec, which has no way to list payments: the bank sandbox's
+   * `GET /sandbox/payments?endToEndId=` (bank-sandbox/sandbox-routes.ts). The settler uses it
+   * to find out whether a payment it never heard back about exists, once the bank's 24 h
+   * idempotency window has closed. A real bank answers 404 (a non-retriable VrpError).
+   */
+  async findPaymentsByEndToEndId(endToEndId: string): Promise<VrpPayment[]> {
+    checkText(endToEndId, 'endToEndId', MAX.text35);
+    const action = `look up payments with EndToEndIdentification ${endToEndId}`;
+    const path = `/sandbox/payments?endToEndId=${encodeURIComponent(endToEndId)}`;
+    const answer = await this.#exchange({ action, method: 'GET', path, expectStatus: 200, fromOrigin: true });
+    const list = z.object({ Data: z.object({ Payments: z.array(z.unknown()).max(1_000) }) }).safeParse(answer.json);
+    if (!list.success) throw new VrpError(`Cannot ${action}: the answer is not a list of payments`, { code: 'protocol', interactionId: answer.interactionId });
+    return list.data.Data.Payments.map((json) => this.#payment({ json, interactionId: answer.interactionId }, action));
+  }
+
   async #consentTerms(consentId: string): Promise<ConsentResponse> {
     checkText(consentId, 'consentId', MAX.consentId);
     const action = `read consent ${consentId}`;
@@ -393,7 +485,7 @@ export class VrpClient {
 
   async #exchange(request: Exchange): Promise<{ json: unknown; interactionId: string }> {
     const interactionId = randomUUID();
-    const url = `${this.#baseUrl}${request.path}`;
+    const url = `${request.fromOrigin ? new URL(this.#baseUrl).origin : this.#baseUrl}${request.path}`;
     const headers: Record<string, string> = { authorization: `Bearer ${this.#accessToken}`, 'x-fapi-interaction-id': interactionId, accept: 'application/json' };
     const bodyText = request.body === undefined ? undefined : JSON.stringify(request.body);
     if (bodyText !== undefined) headers['content-type'] = 'application/json';
@@ -403,19 +495,33 @@ export class VrpClient {
     let status: number;
     let text: string;
     let echoedId: string | null;
+    let signature: string | null;
     try {
       const response = await fetch(url, { method: request.method, headers, signal, ...(bodyText === undefined ? {} : { body: bodyText }) });
       status = response.status;
       echoedId = response.headers.get('x-fapi-interaction-id');
+      signature = response.headers.get('x-jws-signature');
       text = await readBounded(response);
     } catch (error) {
       throw this.#transportError(error, request.action, interactionId);
     }
+    this.#checkSignature(request.action, { status, text, signature }, interactionId);
     if (status !== request.expectStatus) throw httpError(request.action, status, text, interactionId);
     if (echoedId !== interactionId) {
       throw new VrpError(`Cannot ${request.action}: the bank did not play back x-fapi-interaction-id`, { code: 'protocol', interactionId, httpStatus: status });
     }
     return { json: parseJson(text), interactionId };
+  }
+
+  /** An answer body the bank did not sign with a key we trust is not read at all. */
+  #checkSignature(action: string, answer: { status: number; text: string; signature: string | null }, interactionId: string): void {
+    if (!this.#bankSigningKeys || answer.text === '') return;
+    const nowS = Math.floor(this.#clock() / 1000);
+    const verdict = verifyDetachedJws(answer.signature ?? undefined, answer.text, { trustedKeys: this.#bankSigningKeys, tan: this.#trustAnchor, nowS });
+    if (!verdict.ok) {
+      const message = `Cannot ${action}: the bank's answer (${answer.status}) is not signed by the bank: ${verdict.detail}`;
+      throw new VrpError(message, { code: 'signature', interactionId, httpStatus: answer.status });
+    }
   }
 
   #transportError(error: unknown, action: string, interactionId: string): VrpError {
@@ -428,6 +534,36 @@ export class VrpClient {
     const detail = reason?.code ?? reason?.message ?? (error as Error).message;
     return new VrpError(`Cannot ${action}: network failure (${detail})`, { code: 'network', interactionId, cause: error });
   }
+}
+
+/** The caps of a consent as the bank answered them; undefined when it left any out. */
+function readTerms(consent: ConsentResponse): VrpConsentTerms | undefined {
+  const { CreationDateTime: created, ControlParameters: control } = consent.Data;
+  const max = control.MaximumIndividualAmount;
+  if (created === undefined || max === undefined || control.PeriodicLimits === undefined || Number.isNaN(Date.parse(created))) return undefined;
+  try {
+    return {
+      creationDateTime: created,
+      currency: max.Currency,
+      maxIndividualAmountMinor: parseBankAmount(max.Amount, max.Currency, 'MaximumIndividualAmount'),
+      periodicLimits: control.PeriodicLimits.map((l) => ({ periodType: l.PeriodType, periodAlignment: l.PeriodAlignment, amountMinor: parseBankAmount(l.Amount, l.Currency, 'PeriodicLimits.Amount') })),
+      ...(control.ValidToDateTime === undefined ? {} : { validToDateTime: control.ValidToDateTime }),
+    };
+  } catch {
+    return undefined; // amounts we cannot read: the settler falls back to what it asked for
+  }
+}
+
+function consentOf(consent: ConsentResponse): VrpConsent {
+  const { Data } = consent;
+  const terms = readTerms(consent);
+  return {
+    consentId: Data.ConsentId,
+    status: Data.Status,
+    statusUpdateDateTime: Data.StatusUpdateDateTime,
+    statusReasons: (Data.StatusReason ?? []).flatMap((reason) => (reason.StatusReasonDescription ? [reason.StatusReasonDescription] : [])),
+    ...(terms ? { terms } : {}),
+  };
 }
 
 function parseJson(text: string): unknown {

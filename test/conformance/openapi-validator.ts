@@ -143,12 +143,18 @@ export function responseSchemaPointer(specPath: string, method: string, status: 
   return `${found.pointer}/content/${escapePointer(JSON_MEDIA_TYPE)}/schema`;
 }
 
-function requiredRequestHeaders(op: OpenApiOperation): string[] {
+/** The operation's header parameters, each with the JSON pointer of its schema. */
+function headerParameters(specPath: string, method: string, op: OpenApiOperation): { name: string; required: boolean; schemaPointer: string }[] {
   const parameters = loadSpec().components.parameters ?? {};
-  return (op.parameters ?? [])
-    .map((p) => (p.$ref ? (parameters[p.$ref.split('/').pop() ?? ''] as typeof p | undefined) : p))
-    .filter((p): p is NonNullable<typeof p> => p?.in === 'header' && p.required === true)
-    .map((p) => (p.name ?? '').toLowerCase());
+  return (op.parameters ?? []).flatMap((p, index) => {
+    const componentName = p.$ref?.split('/').pop();
+    const resolved = componentName ? (parameters[componentName] as typeof p | undefined) : p;
+    if (resolved?.in !== 'header' || !resolved.name) return [];
+    const schemaPointer = componentName
+      ? `/components/parameters/${escapePointer(componentName)}/schema`
+      : `/paths/${escapePointer(specPath)}/${method.toLowerCase()}/parameters/${index}/schema`;
+    return [{ name: resolved.name.toLowerCase(), required: resolved.required === true, schemaPointer }];
+  });
 }
 
 /** Checks the request half of an exchange: required headers and the JSON body. */
@@ -157,9 +163,16 @@ export function validateRequest(exchange: HttpExchange, options: ExchangeCheckOp
   if (!specPath) return [`request: ${exchange.url} is not a path of the spec`];
   const op = operation(specPath, exchange.method);
   const ignored = options.ignoreHeaders ?? DEFAULT_IGNORED_HEADERS;
-  const errors = requiredRequestHeaders(op)
-    .filter((name) => !ignored.includes(name) && exchange.requestHeaders[name] === undefined)
-    .map((name) => `request: header ${name} is required`);
+  const errors: string[] = [];
+  for (const header of headerParameters(specPath, exchange.method, op)) {
+    const value = exchange.requestHeaders[header.name];
+    if (value === undefined) {
+      if (header.required && !ignored.includes(header.name)) errors.push(`request: header ${header.name} is required`);
+      continue;
+    }
+    // A header's value is held to its schema too (OBIE VRP 4.0: x-idempotency-key maxLength 40, pattern).
+    errors.push(...runValidator(header.schemaPointer, value).map((e) => `request: header ${header.name} ${e}`));
+  }
   const pointer = requestSchemaPointer(specPath, exchange.method);
   if (pointer) errors.push(...runValidator(pointer, exchange.requestBody).map((e) => `request body: ${e}`));
   return errors;
