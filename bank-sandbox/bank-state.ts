@@ -46,6 +46,10 @@ export interface PaymentRecord {
   readonly request: PaymentRequestBody;
   readonly amountMinor: bigint;
   readonly currency: string;
+  /** Sandbox fault hold-pending: PDNG until this instant… */
+  readonly pendingUntilMs?: number;
+  /** …or until it has been read this many more times; then ACSC. */
+  readonly pendingReadsLeft?: number;
 }
 
 export interface BankStateLimits {
@@ -73,6 +77,8 @@ export class BankState {
   readonly #consents = new Map<string, ConsentRecord>();
   readonly #payments = new Map<string, PaymentRecord>();
   readonly #idempotency = new Map<string, IdempotencyRecord>();
+  /** Payment creations still being processed, by idempotency key: a retry waits for them. */
+  readonly #inFlight = new Map<string, Promise<unknown>>();
 
   constructor(limits: BankStateLimits) {
     this.#limits = limits;
@@ -98,6 +104,27 @@ export class BankState {
 
   #remember(ownerId: string, kind: ResourceKind, key: string, record: IdempotencyRecord): void {
     this.#idempotency.set(`${ownerId}\n${kind}\n${key}`, record);
+  }
+
+  /**
+   * Runs `create` as the one request processing this key: a request with the same key that
+   * arrives meanwhile gets `inFlight` and waits for it, then replays what it stored. A bank
+   * must not let a duplicate race the original (OBIE R/W profile 4.0, Idempotency).
+   */
+  async processOnce<T>(ownerId: string, kind: ResourceKind, key: string, create: () => Promise<T>): Promise<T> {
+    const slot = `${ownerId}\n${kind}\n${key}`;
+    const running = create();
+    this.#inFlight.set(slot, running);
+    try {
+      return await running;
+    } finally {
+      if (this.#inFlight.get(slot) === running) this.#inFlight.delete(slot);
+    }
+  }
+
+  /** The request still processing this key, if any (see processOnce). */
+  inFlight(ownerId: string, kind: ResourceKind, key: string): Promise<unknown> | undefined {
+    return this.#inFlight.get(`${ownerId}\n${kind}\n${key}`);
   }
 
   addConsent(record: ConsentRecord, key: string, digest: string): void {
@@ -133,6 +160,22 @@ export class BankState {
     const stored = this.#payments.get(paymentId);
     if (!stored || stored.ownerId !== ownerId) return undefined;
     return this.#advance(stored, nowMs);
+  }
+
+  /** A read of the payment by its TPP: counts down a hold-pending fault measured in reads. */
+  notePaymentRead(paymentId: string): void {
+    const stored = this.#payments.get(paymentId);
+    if (stored?.status === 'PDNG' && stored.pendingReadsLeft !== undefined && stored.pendingReadsLeft > 0) {
+      this.#payments.set(paymentId, { ...stored, pendingReadsLeft: stored.pendingReadsLeft - 1 });
+    }
+  }
+
+  /** Sandbox only: the TPP's payments carrying this EndToEndIdentification, oldest first. */
+  paymentsByEndToEndId(ownerId: string, endToEndId: string, nowMs: number): PaymentRecord[] {
+    return [...this.#payments.values()]
+      .filter((p) => p.ownerId === ownerId && p.request.Data.Instruction.EndToEndIdentification === endToEndId)
+      .map((p) => this.#advance(p, nowMs))
+      .sort((a, b) => a.createdMs - b.createdMs);
   }
 
   #advance(stored: PaymentRecord, nowMs: number): PaymentRecord {
@@ -180,10 +223,17 @@ export function advanceConsent(record: ConsentRecord, nowMs: number): ConsentRec
 
 /**
  * RCVD (as created) -> ACSP (accepted for settlement, once read back) -> ACSC when
- * `settleAfterMs` have passed since creation. RJCT is final.
+ * `settleAfterMs` have passed since creation. RJCT is final. PDNG (a hold-pending fault)
+ * -> ACSC once its hold has run out, in time or in reads.
  */
 export function advancePayment(record: PaymentRecord, nowMs: number, settleAfterMs: number): PaymentRecord {
   let current = record;
+  if (current.status === 'PDNG') {
+    const timeUp = current.pendingUntilMs !== undefined && nowMs >= current.pendingUntilMs;
+    const readsUp = current.pendingReadsLeft !== undefined && current.pendingReadsLeft <= 0;
+    if (!timeUp && !readsUp) return current;
+    return { ...current, status: 'ACSC', statusUpdatedMs: timeUp ? Math.max(current.pendingUntilMs!, current.statusUpdatedMs) : nowMs };
+  }
   if (current.status === 'RCVD' && nowMs >= current.createdMs) {
     current = { ...current, status: 'ACSP', statusUpdatedMs: Math.min(nowMs, current.createdMs + settleAfterMs) };
   }

@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { loadOrCreateJwsKey, readTrustedJwkFile } from '../gateway/settlement/jws-key-file.ts';
 import type { JwsKeyPair, TrustedJwsKey } from '../gateway/settlement/jws.ts';
+import { applyFault, parseFaultSpec, type FaultSpec } from './faults.ts';
 import { startBankSandbox } from './server.ts';
 
 export const BANK_SANDBOX_USAGE = `Usage: meterbridge bank-sandbox [options]
@@ -17,6 +18,10 @@ Options:
   --settle-after-ms <ms>   time from a payment's creation to ACSC (default 2000)
   --no-auto-authorise      leave new consents AWAU until
                            POST /sandbox/consents/{ConsentId}/authorise
+  --fault <kind:count[:v]> inject a fault at start; repeatable. Kinds: fail[:status],
+                           timeout-after-accept:ms, accept-slowly:ms, answer-slowly:ms,
+                           reject[:insufficient-funds], expire-consent, hold-pending:ms.
+                           At run time: POST /sandbox/faults {"kind","count",...}
   --signing-key <file>     the bank's P-256 signing key (hex, 0600), made if missing;
                            its public JWK is written to <file minus .key>.jwk.json for
                            the gateway's settlement.bank.publicKeyFile (default: a new
@@ -46,6 +51,7 @@ interface Settings {
   autoAuthoriseConsents: boolean;
   signingKeyFile: string | undefined;
   tppKeyFiles: string[];
+  faults: FaultSpec[];
 }
 
 const DEFAULT_PORT = 8090;
@@ -69,6 +75,7 @@ function readSettings(argv: string[], env: Readonly<Record<string, string | unde
       'no-auto-authorise': { type: 'boolean' },
       'signing-key': { type: 'string' },
       'tpp-key': { type: 'string', multiple: true },
+      fault: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -85,6 +92,7 @@ function readSettings(argv: string[], env: Readonly<Record<string, string | unde
     autoAuthoriseConsents: values['no-auto-authorise'] !== true,
     signingKeyFile: values['signing-key'],
     tppKeyFiles: values['tpp-key'] ?? [],
+    faults: (values.fault ?? []).map(parseFaultSpec),
   };
 }
 
@@ -138,6 +146,7 @@ export async function bankSandboxCommand(argv: string[], options: BankSandboxCom
     autoAuthoriseConsents: settings.autoAuthoriseConsents,
     logger,
   });
+  for (const fault of settings.faults) applyFault(bank.faults, fault);
   stdout.write(`bank sandbox listening on ${bank.url}\n`);
   stdout.write(keys.signingPublicFile ? `bank signing key ${bank.signingJwk.kid}: public JWK in ${keys.signingPublicFile}\n` : `bank signing key (new this start): ${JSON.stringify(bank.signingJwk)}\n`);
   stdout.write(keys.tppSigningKeys ? `requests must be signed by one of ${keys.tppSigningKeys.length} TPP key(s)\n` : 'request signatures are not checked (no --tpp-key)\n');

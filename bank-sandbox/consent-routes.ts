@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { bodyDigest, type ConsentRecord } from './bank-state.ts';
 import { badRequest, OB_ERROR_CODES } from './ob-errors.ts';
-import { checkPeriodicLimit } from './periodic-limits.ts';
+import { checkPeriodicLimit } from '../protocol/vrp-periodic-limits.ts';
 import {
   checkAccount,
   isoTime,

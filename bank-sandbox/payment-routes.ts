@@ -6,10 +6,10 @@
 import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { periodWindow } from '../protocol/vrp-periodic-limits.ts';
 import { bodyDigest, type ConsentRecord, type PaymentRecord } from './bank-state.ts';
 import { consentDebtorAccount } from './consent-routes.ts';
 import { badRequest, OB_ERROR_CODES } from './ob-errors.ts';
-import { periodWindow } from './periodic-limits.ts';
 import {
   checkAccount,
   isoTime,
@@ -23,7 +23,7 @@ import { paymentIdParamsSchema, paymentRequestSchema, type PaymentRequestBody } 
 type PaymentParams = { DomesticVRPId: string };
 
 /** OBIE VRP 4.0: OBDomesticVRPResponse. */
-function paymentView(request: FastifyRequest, payment: PaymentRecord, consent: ConsentRecord | undefined, settleAfterMs: number): object {
+export function paymentView(request: FastifyRequest, payment: PaymentRecord, consent: ConsentRecord | undefined, settleAfterMs: number): object {
   const { Data, Risk } = payment.request;
   const debtorAccount = consent ? consentDebtorAccount(consent) : undefined;
   const refund = consent?.request.Data.ReadRefundAccount === 'Yes' ? debtorAccount : undefined;
@@ -113,10 +113,12 @@ function authorisedConsent(ctx: SandboxContext, ownerId: string, consentId: stri
 
 function newPayment(ctx: SandboxContext, request: FastifyRequest<{ Body: PaymentRequestBody }>, key: string, nowMs: number): PaymentRecord {
   const ownerId = ctx.ownerOf(request);
+  if (ctx.faults.takeConsentExpiry()) expireConsent(ctx, ownerId, request.body.Data.ConsentId, nowMs);
   const consent = authorisedConsent(ctx, ownerId, request.body.Data.ConsentId, nowMs);
   checkMatchesConsent(request.body, consent);
   const amountMinor = checkControlParameters(ctx, request.body, consent, nowMs);
-  const rejected = ctx.faults.takeRejection();
+  const rejection = ctx.faults.takeRejection();
+  const hold = rejection ? undefined : ctx.faults.takePendingHold();
   return {
     paymentId: randomUUID(),
     ownerId,
@@ -124,13 +126,22 @@ function newPayment(ctx: SandboxContext, request: FastifyRequest<{ Body: Payment
     idempotencyKey: key,
     createdMs: nowMs,
     // OBIE VRP 4.0: a created domestic-vrps has Status RCVD, PDNG, ACTC or RJCT.
-    status: rejected ? 'RJCT' : 'RCVD',
+    status: rejection ? 'RJCT' : hold ? 'PDNG' : 'RCVD',
     statusUpdatedMs: nowMs,
-    statusReason: rejected ? [{ StatusReasonCode: OB_ERROR_CODES.otherReason, StatusReasonDescription: 'Rejected by the bank (sandbox fault)' }] : [],
+    statusReason: rejection ? [rejection] : [],
     request: request.body,
     amountMinor,
     currency: request.body.Data.Instruction.InstructedAmount.Currency,
+    ...(hold?.forMs === undefined ? {} : { pendingUntilMs: nowMs + hold.forMs }),
+    ...(hold?.reads === undefined ? {} : { pendingReadsLeft: hold.reads }),
   };
+}
+
+/** Sandbox fault expire-consent: the consent reaches its end just before this payment. */
+function expireConsent(ctx: SandboxContext, ownerId: string, consentId: string, nowMs: number): void {
+  const consent = ctx.state.consent(ownerId, consentId, nowMs);
+  if (!consent || (consent.status !== 'AUTH' && consent.status !== 'AWAU')) return;
+  ctx.state.replaceConsent({ ...consent, status: 'EXPD', statusUpdatedMs: nowMs, statusReason: [{ StatusReasonDescription: 'Expired (sandbox fault)' }] });
 }
 
 /** The bank stored the payment, then the answer is lost: held, and the connection dropped. */
@@ -140,22 +151,37 @@ async function loseResponse(ctx: SandboxContext, reply: FastifyReply, delayMs: n
   reply.raw.destroy();
 }
 
+/**
+ * The payment this key already created (OBIE R/W profile 4.0: an idempotent request gets the
+ * current status and a 201), else a new one. A request repeating a key still being processed
+ * waits for that one first, so the two can never make two payments.
+ */
+async function createOnce(ctx: SandboxContext, request: FastifyRequest<{ Body: PaymentRequestBody }>, key: string): Promise<{ payment: PaymentRecord; created: boolean }> {
+  const ownerId = ctx.ownerOf(request);
+  const digest = bodyDigest(request.body);
+  await ctx.state.inFlight(ownerId, 'payment', key)?.catch(() => undefined);
+  const existingId = ctx.state.replay(ownerId, 'payment', key, digest, ctx.clock());
+  const existing = existingId === undefined ? undefined : ctx.state.payment(ownerId, existingId, ctx.clock());
+  if (existing) return { payment: existing, created: false };
+  return ctx.state.processOnce(ownerId, 'payment', key, async () => {
+    const acceptDelayMs = ctx.faults.takeAcceptDelay();
+    if (acceptDelayMs !== undefined) await ctx.hold(acceptDelayMs);
+    const payment = newPayment(ctx, request, key, ctx.clock());
+    ctx.state.addPayment(payment, digest);
+    return { payment, created: true };
+  });
+}
+
 export async function paymentRoutes(app: FastifyInstance, ctx: SandboxContext): Promise<void> {
   const consentOf = (ownerId: string, payment: PaymentRecord) => ctx.state.consent(ownerId, payment.consentId, ctx.clock());
 
   app.post<{ Body: PaymentRequestBody }>('/domestic-vrps', { schema: { body: paymentRequestSchema } }, async (request, reply) => {
     const key = requireIdempotencyKey(request);
     const ownerId = ctx.ownerOf(request);
-    const digest = bodyDigest(request.body);
-    const nowMs = ctx.clock();
-    const existingId = ctx.state.replay(ownerId, 'payment', key, digest, nowMs);
-    const existing = existingId === undefined ? undefined : ctx.state.payment(ownerId, existingId, nowMs);
-    // OBIE R/W profile 4.0: an idempotent request gets the current status and a 201.
-    if (existing) return reply.code(201).send(paymentView(request, existing, consentOf(ownerId, existing), ctx.settleAfterMs));
-    const payment = newPayment(ctx, request, key, nowMs);
-    ctx.state.addPayment(payment, digest);
-    const delayMs = ctx.faults.takeTimeoutAfterAccept();
-    if (delayMs !== undefined) return loseResponse(ctx, reply, delayMs);
+    const { payment, created } = await createOnce(ctx, request, key);
+    const lostAfterMs = created ? ctx.faults.takeTimeoutAfterAccept() : undefined;
+    if (lostAfterMs !== undefined) return loseResponse(ctx, reply, lostAfterMs);
+    await answerSlowly(ctx);
     return reply.code(201).send(paymentView(request, payment, consentOf(ownerId, payment), ctx.settleAfterMs));
   });
 
@@ -164,6 +190,14 @@ export async function paymentRoutes(app: FastifyInstance, ctx: SandboxContext): 
     const payment = ctx.state.payment(ownerId, request.params.DomesticVRPId, ctx.clock());
     // OBIE R/W profile 4.0: an unknown resource id is a 400 (Bad Request), not a 404.
     if (!payment) throw badRequest(OB_ERROR_CODES.notFound, `Payment ${request.params.DomesticVRPId} does not exist`, 'DomesticVRPId');
+    ctx.state.notePaymentRead(payment.paymentId);
+    await answerSlowly(ctx);
     return paymentView(request, payment, consentOf(ownerId, payment), ctx.settleAfterMs);
   });
+}
+
+/** Sandbox fault answer-slowly: what was asked is done; the answer leaves late. */
+async function answerSlowly(ctx: SandboxContext): Promise<void> {
+  const delayMs = ctx.faults.takeAnswerDelay();
+  if (delayMs !== undefined) await ctx.hold(delayMs);
 }

@@ -4,8 +4,8 @@
  * lengths and patterns. The official document stays the judge of conformance; these only let
  * fastify refuse malformed input before a handler sees it, with no dependency on the spec file.
  */
-import type { PeriodAlignment, PeriodType } from './periodic-limits.ts';
-import { PERIOD_ALIGNMENTS, PERIOD_TYPES } from './periodic-limits.ts';
+import type { PeriodAlignment, PeriodType } from '../protocol/vrp-periodic-limits.ts';
+import { PERIOD_ALIGNMENTS, PERIOD_TYPES } from '../protocol/vrp-periodic-limits.ts';
 
 /** OBIE VRP 4.0: OBActiveCurrencyAndAmount_SimpleType. */
 const amount = { type: 'string', pattern: '^\\d{1,13}$|^\\d{1,13}\\.\\d{1,5}$' } as const;

@@ -18,6 +18,7 @@ import { listingRoutes } from './listing-routes.ts';
 import { installMessageSigning } from './message-signing.ts';
 import { OB_ERROR_CODES, obErrorBody, SandboxError } from './ob-errors.ts';
 import { paymentRoutes } from './payment-routes.ts';
+import { sandboxRoutes } from './sandbox-routes.ts';
 import { BASE_PATH, type SandboxContext } from './sandbox-context.ts';
 
 export { BASE_PATH } from './sandbox-context.ts';
@@ -300,6 +301,7 @@ export async function startBankSandbox(options: BankSandboxOptions): Promise<Ban
   await app.register(async (api) => paymentRoutes(api, ctx), { prefix: BASE_PATH });
   await app.register(async (api) => psuRoutes(api, ctx));
   await app.register(async (api) => listingRoutes(api, ctx)); // sandbox-only, not OB spec
+  await app.register(async (api) => sandboxRoutes(api, ctx));
   await app.listen({ host: checked.host, port: checked.port });
   const { url, port } = listeningUrl(app);
   options.logger?.info({ url }, 'bank sandbox listening');

@@ -4,7 +4,13 @@
  * with its time and the bank's answer.
  *
  *   sealed → submitted → pending → settled | rejected
+ *   submitted → unknown → (found) pending → … | (not at the bank) submitted under a new key
+ *   sealed | pending → held (a consent limit has no room yet) → submitted when it has
  *   carried: nothing to pay (under one minor unit), all of it carried forward.
+ *
+ * A batch over the consent's MaximumIndividualAmount is paid in parts, one payment each, one
+ * after the other (`parts`); the batch's state, payment id and bank status follow the part in
+ * progress, and it is settled when every part is.
  *
  * Each seal posts the batches' usage and carry entries to the accounts, and each move to
  * settled its settlement entry, in the same atomic write as the batch state itself: the
@@ -21,7 +27,7 @@ import type { Journal } from '../ledger/journal.ts';
 import { keys, writeDurably, type LedgerDb, type LedgerOp } from '../ledger/ledger-db.ts';
 import { BatchSealer, carryKey, sealItemOfCanonical } from './seal-batches.ts';
 
-export const BATCH_STATES = ['sealed', 'submitted', 'pending', 'settled', 'rejected', 'carried'] as const;
+export const BATCH_STATES = ['sealed', 'submitted', 'pending', 'held', 'unknown', 'settled', 'rejected', 'carried'] as const;
 export type BatchStateName = (typeof BATCH_STATES)[number];
 export const FINAL_STATES: ReadonlySet<BatchStateName> = new Set(['settled', 'rejected', 'carried']);
 
@@ -29,6 +35,38 @@ export interface Transition {
   state: BatchStateName;
   at: string;
   detail?: string;
+}
+
+/**
+ * One payment of a batch. Each idempotency key makes at most one payment (the bank's promise
+ * for 24 h, OBIE R/W profile 4.0) and carries its own EndToEndIdentification; a part gets a
+ * new key only once the bank has shown that the old one made nothing.
+ *
+ *   due → sent (request made, no answer yet) → pending → settled
+ *   sent → unknown (24 h without an answer) → pending (found) | due (not found: new key)
+ */
+export interface PaymentPart {
+  partNo: number;
+  amountMinor: string;
+  /** 0 for the part's first key, +1 for each new one. */
+  keyNo: number;
+  idempotencyKey: string;
+  endToEndId: string;
+  state: 'due' | 'sent' | 'pending' | 'settled' | 'rejected' | 'unknown';
+  /** The consent the key was first sent under: the key is never sent under another. */
+  consentId?: string;
+  /** First and latest request with this key: the bank's idempotency window runs from the first. */
+  keySentAt?: string;
+  lastSentAt?: string;
+  /** Remittance sent with the key: stored, so every request with the key has the same body. */
+  reference: string;
+  unstructured: string;
+  /** Periods of `consentId` this part is counted in (consent-limits.ts). */
+  countedWindows?: string[];
+  paymentId?: string;
+  bankStatus?: string;
+  /** The part's earlier keys and what became of them (rejected, refused, or not at the bank), oldest first. */
+  earlier?: Array<{ idempotencyKey: string; endToEndId: string; paymentId?: string; bankStatus?: string; outcome: string }>;
 }
 
 export interface StoredBatch {
@@ -40,10 +78,17 @@ export interface StoredBatch {
   paymentId?: string;
   bankStatus?: string;
   lastError?: string;
+  /** The payments the batch is made of, once planned (at its first send). */
+  parts?: PaymentPart[];
+  /** While held: when to look again. */
+  heldUntil?: string;
   transitions: Transition[];
 }
 
-const TRANSITIONS_KEPT = 50;
+/** What a transition may change; `undefined` removes the field. */
+export type BatchPatch = { [K in 'attempts' | 'paymentId' | 'bankStatus' | 'lastError' | 'parts' | 'heldUntil']?: StoredBatch[K] | undefined };
+
+const TRANSITIONS_KEPT = 100;
 
 interface BatchBookOptions {
   gatewayId: string;
@@ -255,14 +300,20 @@ export class BatchBook {
     return firstLeftOpen === undefined ? headIndex : firstLeftOpen - 1;
   }
 
-  /** Persists a state change (with the bank's answer) before anything acts on it. */
-  async transition(batchNo: number, state: BatchStateName, patch: Partial<Pick<StoredBatch, 'attempts' | 'paymentId' | 'bankStatus' | 'lastError'>>, detail?: string): Promise<StoredBatch> {
+  /**
+   * Persists a state change (with the bank's answer) before anything acts on it, in one
+   * atomic write with `alongside` (e.g. what the settler counts against the consent's limits).
+   * A transition is recorded when the state changes, or when it stays with a new `detail`.
+   */
+  async transition(batchNo: number, state: BatchStateName, patch: BatchPatch, detail?: string, alongside: LedgerOp[] = []): Promise<StoredBatch> {
     const current = this.#open.get(batchNo) ?? ((await this.#db.get(keys.batch(batchNo))) as StoredBatch | undefined);
     if (!current) throw new Error(`Cannot change batch ${batchNo}: no such batch`);
     if (FINAL_STATES.has(current.state)) throw new Error(`Cannot change batch ${batchNo}: already ${current.state}`);
-    const transitions = current.state === state ? current.transitions : [...current.transitions, { state, at: this.#options.clock().toISOString(), ...(detail ? { detail } : {}) }].slice(-TRANSITIONS_KEPT);
-    const next: StoredBatch = { ...current, ...patch, state, transitions };
-    const write: LedgerOp[] = [{ type: 'put', key: keys.batch(batchNo), value: next }];
+    const recorded = current.state !== state || (detail !== undefined && detail !== current.transitions.at(-1)?.detail);
+    const transitions = recorded ? [...current.transitions, { state, at: this.#options.clock().toISOString(), ...(detail ? { detail } : {}) }].slice(-TRANSITIONS_KEPT) : current.transitions;
+    const next = { ...current, ...patch, state, transitions } as StoredBatch & Record<string, unknown>;
+    for (const [field, value] of Object.entries(patch)) if (value === undefined) delete next[field];
+    const write: LedgerOp[] = [{ type: 'put', key: keys.batch(batchNo), value: next }, ...alongside];
     // Settled: the bank's money clears the receivable. Rejected posts nothing: the payer
     // still owes the batch, and it stays open in receivable until an operator corrects it.
     const settlement = state === 'settled' ? settlementOf(next) : undefined;

@@ -78,7 +78,7 @@ export function expectedPayments(batch: StoredBatch): ExpectedPayment[] {
   const parts = (batch as StoredBatch & { parts?: readonly PartLike[] }).parts;
   if (parts && parts.length > 0) {
     return parts.flatMap((part) => (part.paymentId === undefined ? [] : [{
-      paymentId: part.paymentId, amountMinor: BigInt(part.amountMinor), endToEndId: part.endToEndId, settled: part.state === 'settled', what: `part ${part.partNo} of batch ${batch.header.batchId}`,
+      paymentId: part.paymentId, amountMinor: BigInt(part.amountMinor), endToEndId: part.endToEndId, settled: part.state === 'settled', what: parts.length > 1 ? `part ${part.partNo} of batch ${batch.header.batchId}` : `batch ${batch.header.batchId}`,
     }]));
   }
   if (batch.paymentId === undefined) return [];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkPeriodicLimit, periodWindow, type PeriodicLimit } from './periodic-limits.ts';
+import { checkPeriodicLimit, periodWindow, type PeriodicLimit } from './vrp-periodic-limits.ts';
 
 const utc = (text: string): number => Date.parse(`${text}T00:00:00Z`);
 const iso = (ms: number): string => new Date(ms).toISOString().slice(0, 10);

@@ -1,12 +1,15 @@
 /**
- * VRP periodic limits: which period a payment falls in and how much may be paid in it.
+ * VRP periodic limits: which period a payment falls in and how much may be paid in it. Shared
+ * by the bank sandbox (which enforces a consent's limits) and the gateway's settler (which
+ * checks them before it asks the bank, so it never sends a payment the consent forbids).
  *
  * OBIE VRP 4.0, OBDomesticVRPControlParameters.PeriodicLimits: `Consent` periods start on the
  * day the consent was created; `Calendar` periods line up with the calendar and the first one
  * is pro-rated to the days remaining; `Fortnight` must use `Consent` alignment.
  *
  * Pure: takes instants in epoch milliseconds, does no I/O. Days are UTC days (a real UK bank
- * would use Europe/London; the sandbox keeps it simple and says so).
+ * would use Europe/London; the sandbox keeps it simple and says so, and the settler leaves a
+ * margin at period boundaries for that and for clock skew).
  */
 
 export const PERIOD_TYPES = ['Day', 'Week', 'Fortnight', 'Month', 'Half-year', 'Year'] as const;
