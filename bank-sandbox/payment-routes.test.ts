@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createSpecRecorder, type SpecRecorder } from '../test/conformance/spec-recorder.ts';
 import { startBankSandbox, type BankSandbox, type BankSandboxOptions } from './server.ts';
+import { parseFaultSpec } from './faults.ts';
 import { call, consentBody, createConsent, paymentBody, TEST_TOKEN } from './sandbox-fixtures.ts';
 
 let bank: BankSandbox | undefined;
@@ -206,6 +207,84 @@ describe('faults', () => {
     expect((await pay(b, paymentBody(consentId, { endToEnd: 'next' }), 'p2')).json.Data.Status).toBe('RCVD');
   });
 
+  it('answers twice: a retry while the first request is still processing waits for it and gets the same payment', async () => {
+    const b = await start();
+    const body = paymentBody(await createConsent(b));
+    b.faults.acceptSlowlyNext(1, 100);
+    const [first, retry] = await Promise.all([pay(b, body, 'batch-3'), new Promise((resolve) => setTimeout(resolve, 20)).then(() => pay(b, body, 'batch-3'))]);
+    expect([first.status, retry.status]).toEqual([201, 201]);
+    expect(retry.json.Data.DomesticVRPId).toBe(first.json.Data.DomesticVRPId);
+    expect(b.listPayments()).toHaveLength(1);
+  });
+
+  it('makes two payments for two keys sent while one is slow: only the same key is a duplicate', async () => {
+    const b = await start();
+    const consentId = await createConsent(b);
+    b.faults.acceptSlowlyNext(1, 50);
+    await Promise.all([pay(b, paymentBody(consentId), 'batch-3'), pay(b, paymentBody(consentId, { endToEnd: 'other' }), 'batch-4')]);
+    expect(b.listPayments()).toHaveLength(2);
+  });
+
+  it('answers slowly on answerSlowlyNext, having done what was asked', async () => {
+    const b = await start();
+    const body = paymentBody(await createConsent(b));
+    b.faults.answerSlowlyNext(1, 120);
+    const startedMs = Date.now();
+    const created = await pay(b, body, 'p');
+    expect(Date.now() - startedMs).toBeGreaterThanOrEqual(100);
+    expect([created.status, b.listPayments()]).toEqual([201, [expect.objectContaining({ paymentId: created.json.Data.DomesticVRPId })]]);
+  });
+
+  it('rejects for insufficient funds with Status RJCT and StatusReasonCode AM04', async () => {
+    const b = await start();
+    b.faults.rejectNextPayments(1, 'insufficient-funds');
+    const rejected = await pay(b, paymentBody(await createConsent(b)), 'p');
+    expect([rejected.status, rejected.json.Data.Status, rejected.json.Data.StatusReason[0].StatusReasonCode]).toEqual([201, 'RJCT', 'AM04']);
+  });
+
+  it('expires the consent on expireConsentNext: the payment is refused U009 and the consent reads EXPD', async () => {
+    const b = await start();
+    const consentId = await createConsent(b);
+    b.faults.expireConsentNext(1);
+    const refused = await pay(b, paymentBody(consentId), 'p');
+    expect([refused.status, refused.json.Errors[0].ErrorCode]).toEqual([400, 'U009']);
+    expect((await call(b, 'GET', `/domestic-vrp-consents/${consentId}`)).json.Data.Status).toBe('EXPD');
+    expect(b.listPayments()).toEqual([]);
+  });
+
+  it('still replays a payment made before its consent expired', async () => {
+    const b = await start();
+    const consentId = await createConsent(b);
+    const body = paymentBody(consentId);
+    const first = await pay(b, body, 'p');
+    b.faults.expireConsentNext(1);
+    await pay(b, paymentBody(consentId, { endToEnd: 'x' }), 'q'); // takes the fault: the consent ends
+    const replay = await pay(b, body, 'p');
+    expect([replay.status, replay.json.Data.DomesticVRPId]).toEqual([201, first.json.Data.DomesticVRPId]);
+  });
+
+  it('holds a payment PDNG for forMs, then ACSC', async () => {
+    const b = await start();
+    b.faults.holdPendingNext(1, { forMs: 60_000 });
+    const created = await pay(b, paymentBody(await createConsent(b)), 'p');
+    const path = `/domestic-vrps/${created.json.Data.DomesticVRPId}`;
+    expect(created.json.Data.Status).toBe('PDNG');
+    nowMs += 59_999;
+    expect((await call(b, 'GET', path)).json.Data.Status).toBe('PDNG');
+    nowMs += 1;
+    expect((await call(b, 'GET', path)).json.Data.Status).toBe('ACSC');
+  });
+
+  it('holds a payment PDNG for a number of reads, then ACSC', async () => {
+    const b = await start();
+    b.faults.holdPendingNext(1, { reads: 2 });
+    const created = await pay(b, paymentBody(await createConsent(b)), 'p');
+    const path = `/domestic-vrps/${created.json.Data.DomesticVRPId}`;
+    const statuses = [];
+    for (let i = 0; i < 3; i += 1) statuses.push((await call(b, 'GET', path)).json.Data.Status);
+    expect(statuses).toEqual(['PDNG', 'PDNG', 'ACSC']);
+  });
+
   it('forgets pending faults on clear', async () => {
     const b = await start();
     const body = paymentBody(await createConsent(b));
@@ -220,5 +299,39 @@ describe('faults', () => {
     expect(() => b.faults.failNext(0, 500)).toThrow(/count/);
     expect(() => b.faults.failNext(1, 404)).toThrow(/httpStatus/);
     expect(() => b.faults.timeoutAfterAcceptNext(1, -1)).toThrow(/delayMs/);
+    expect(() => b.faults.acceptSlowlyNext(1, 120_001)).toThrow(/delayMs/);
+    expect(() => b.faults.holdPendingNext(1, {})).toThrow(/forMs, reads or both/);
+    expect(() => b.faults.rejectNextPayments(1, 'bad' as 'other')).toThrow(/reason/);
+  });
+});
+
+describe('sandbox-only routes (not in the spec)', () => {
+  it('finds the caller\u2019s payments by EndToEndIdentification, and none for an unknown one', async () => {
+    const b = await start({ accessTokens: [TEST_TOKEN, 'sandbox-test-token-2'] });
+    const created = await pay(b, paymentBody(await createConsent(b), { endToEnd: 'MB7-abc' }), 'p');
+    const found = await call(b, 'GET', '/sandbox/payments?endToEndId=MB7-abc');
+    expect([found.status, found.json.Data.Payments.map((p: { Data: { DomesticVRPId: string } }) => p.Data.DomesticVRPId)]).toEqual([200, [created.json.Data.DomesticVRPId]]);
+    expect((await call(b, 'GET', '/sandbox/payments?endToEndId=MB8-abc')).json.Data.Payments).toEqual([]);
+    expect((await call(b, 'GET', '/sandbox/payments?endToEndId=MB7-abc', { token: 'sandbox-test-token-2' })).json.Data.Payments).toEqual([]);
+  });
+
+  it('sets faults over HTTP and refuses an unknown kind', async () => {
+    const b = await start();
+    recorder.tolerated.add(503);
+    expect((await call(b, 'POST', '/sandbox/faults', { body: { kind: 'fail', count: 1, httpStatus: 503 } })).status).toBe(204);
+    expect((await pay(b, paymentBody('c'), 'p')).status).toBe(503);
+    expect((await call(b, 'POST', '/sandbox/faults', { body: { kind: 'explode', count: 1 } })).status).toBe(400);
+    expect((await call(b, 'POST', '/sandbox/faults', { body: { kind: 'fail', count: 1, httpStatus: 404 } })).json.Errors[0].Message).toMatch(/httpStatus/);
+    b.faults.failNext(3, 503);
+    expect((await call(b, 'DELETE', '/sandbox/faults')).status).toBe(204);
+    expect((await pay(b, paymentBody(await createConsent(b)), 'p')).status).toBe(201);
+  });
+
+  it('parses --fault specs, and names what is wrong in a bad one', () => {
+    expect(parseFaultSpec('fail:2:503')).toEqual({ kind: 'fail', count: 2, httpStatus: 503 });
+    expect(parseFaultSpec('reject:1:insufficient-funds')).toEqual({ kind: 'reject', count: 1, reason: 'insufficient-funds' });
+    expect(parseFaultSpec('hold-pending:3:10000')).toEqual({ kind: 'hold-pending', count: 3, forMs: 10_000 });
+    expect(() => parseFaultSpec('accept-slowly:1')).toThrow(/delay in ms must be a whole number/);
+    expect(() => parseFaultSpec('melt:1')).toThrow(/kind must be one of/);
   });
 });

@@ -34,8 +34,8 @@ ${table(['device', 'payer', 'meters', 'connected', 'accepted', 'duplicates', 're
       d.gaps.map((g) => (g.from === g.to ? `${g.from}` : `${g.from}–${g.to}`)).join(', '), d.lastSeenAt ?? '']),
     'No devices provisioned.')}
 <h2>Payments (batches)</h2>
-${table(['batch', 'payer', 'records', 'priced total', 'paid', 'carried', 'state', 'bank payment', 'bank status', 'last error', 'sealed'],
-    s.batches.map((b) => [b.batchNo, b.payer, b.records, `${b.total} ${b.currency}`, `${b.amount} ${b.currency}`, b.carriedOut, b.state, b.paymentId ?? '', b.bankStatus ?? '', b.lastError ?? '', b.sealedAt]),
+${table(['batch', 'payer', 'records', 'priced total', 'paid', 'carried', 'state', 'why', 'bank payment', 'bank status', 'last error', 'sealed'],
+    s.batches.map((b) => [b.batchNo, b.payer, b.records, `${b.total} ${b.currency}`, `${b.amount} ${b.currency}`, b.carriedOut, b.state, b.reason ?? '', b.paymentId ?? '', b.bankStatus ?? '', b.lastError ?? '', b.sealedAt]),
     'No batch sealed yet.')}
 <h2>Carried remainders</h2>
 ${table(['payer', 'currency', 'carried'], s.carried.map((c) => [c.payer, c.currency, c.amount]), 'Nothing carried.')}

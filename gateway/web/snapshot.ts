@@ -14,7 +14,7 @@ export interface Snapshot {
   chain: Pick<ChainReport, 'ok' | 'problems'> & { headIndex: number; headHash: string; sealedThrough: number };
   devices: Array<{ id: string; payer: string; meters: string[]; connected: boolean; revoked: boolean; gaps: Array<{ from: number; to: number }> } & DeviceActivity>;
   records: Array<{ index: number; deviceId: string; seq: number; meter: string; quantity: string; unit: string; payer: string; amount: string; currency: string; receivedAt: string }>;
-  batches: Array<{ batchNo: number; payer: string; currency: string; records: number; total: string; amount: string; carriedOut: string; state: BatchStateName; paymentId?: string; bankStatus?: string; lastError?: string; sealedAt: string; merkleRoot: string }>;
+  batches: Array<{ batchNo: number; payer: string; currency: string; records: number; total: string; amount: string; carriedOut: string; state: BatchStateName; paymentId?: string; bankStatus?: string; lastError?: string; /** The latest transition's reason (why a batch is held, what the bank said). */ reason?: string; sealedAt: string; merkleRoot: string }>;
   carried: Array<{ payer: string; currency: string; amount: string }>;
   rejections: Rejection[];
   rejectionsDropped: number;
@@ -55,6 +55,7 @@ export async function takeSnapshot(s: SnapshotSources, limit = 50): Promise<Snap
       total: formatNano(BigInt(b.header.totalNano)), amount: formatMinor(BigInt(b.header.amountMinor), b.header.currency),
       carriedOut: formatNano(BigInt(b.header.carriedOutNano)), state: b.state, sealedAt: b.header.sealedAt, merkleRoot: b.header.merkleRoot,
       ...(b.paymentId ? { paymentId: b.paymentId } : {}), ...(b.bankStatus ? { bankStatus: b.bankStatus } : {}), ...(b.lastError ? { lastError: b.lastError } : {}),
+      ...(b.transitions.at(-1)?.detail ? { reason: b.transitions.at(-1)!.detail! } : {}),
     })),
     carried: [...(await s.batches.carried())].map(([group, nano]) => {
       const [payer, currency] = group.split('!') as [string, string];

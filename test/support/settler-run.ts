@@ -11,7 +11,7 @@ import pino from 'pino';
 import { startBankSandbox, type BankSandbox } from '../../bank-sandbox/server.ts';
 import type { GatewayConfig } from '../../gateway/config.ts';
 import { Journal, type RecordDraft } from '../../gateway/ledger/journal.ts';
-import { openLedgerDb, type LedgerDb } from '../../gateway/ledger/ledger-db.ts';
+import { openLedgerDb } from '../../gateway/ledger/ledger-db.ts';
 import { BatchBook, FINAL_STATES, type StoredBatch } from '../../gateway/settlement/batch-book.ts';
 import { Settler } from '../../gateway/settlement/settler.ts';
 import { VrpClient, type VrpPeriodicLimit } from '../../gateway/settlement/vrp-client.ts';
@@ -74,11 +74,91 @@ export interface RunReport {
   restarts: number;
 }
 
-interface Parts {
-  db: LedgerDb;
-  journal: Journal;
-  book: BatchBook;
-  settler: Settler;
+export interface SettlerRigOptions {
+  bank: BankSandbox;
+  clock: VirtualClock;
+  gatewayId: string;
+  random?: () => number;
+  payers?: Record<string, { name: string; currency: string; maxIndividualAmount: string }>;
+  periodicLimits?: Record<string, VrpPeriodicLimit[]>;
+  clientTimeoutMs?: number;
+  partsMax?: number;
+}
+
+/**
+ * The settling half of a gateway with nothing else: journal, batch book and settler on a
+ * LevelDB in a temp dir, against `bank`, on the virtual clock. `restart` closes the ledger and
+ * opens it again, as a process restart would (in-memory backoff state is lost).
+ */
+export interface SettlerRig {
+  readonly book: BatchBook;
+  readonly settler: Settler;
+  /** Records usage of `amountMinor` (GBP) for the payer. */
+  use(payer: string, amountMinor: number): Promise<void>;
+  seal(): Promise<StoredBatch[]>;
+  restart(): Promise<void>;
+  batches(): Promise<StoredBatch[]>;
+  close(): Promise<void>;
+}
+
+export async function openSettlerRig(options: SettlerRigOptions): Promise<SettlerRig> {
+  const { bank, clock, gatewayId } = options;
+  const dir = await mkdtemp(path.join(tmpdir(), 'meterbridge-settler-'));
+  const config = {
+    gatewayId,
+    payers: options.payers ?? PAYERS,
+    payee: { name: 'Meterbridge Ltd', account: { schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '11223344556677', name: 'Meterbridge Ltd' } },
+  } as unknown as Pick<GatewayConfig, 'gatewayId' | 'payers' | 'payee'>;
+  const client = new VrpClient({ baseUrl: bank.url, accessToken: TOKEN, timeoutMs: options.clientTimeoutMs ?? CLIENT_TIMEOUT_MS });
+  const open = async () => {
+    const db = await openLedgerDb(path.join(dir, 'ledger'));
+    const journal = await Journal.open(db, { gatewayId, signingKey: KEY, clock: () => new Date(clock.nowMs), queueMax: 1_000, batchMax: 100, checkpointEveryRecords: 1_000, checkpointIntervalMs: 3_600_000 });
+    const book = await BatchBook.open(db, journal, { gatewayId, key: KEY, clock: () => new Date(clock.nowMs), logger: silent });
+    const settler = new Settler({
+      db, book, client, config, pollIntervalMs: 1_000, logger: silent, enabled: () => true, clock: () => clock.nowMs,
+      ...(options.random ? { random: options.random } : {}), ...(options.partsMax ? { partsMax: options.partsMax } : {}), periodicLimits: options.periodicLimits ?? PERIODIC_LIMITS,
+    });
+    return { db, journal, book, settler };
+  };
+  let parts = await open();
+  const close = async (): Promise<void> => {
+    await parts.settler.stop();
+    await parts.journal.drain();
+    await parts.db.close();
+  };
+  let seq = 0;
+  return {
+    get book() {
+      return parts.book;
+    },
+    get settler() {
+      return parts.settler;
+    },
+    async use(payer, amountMinor) {
+      seq += 1;
+      const draft: RecordDraft = {
+        v: 1, deviceId: `meter-${payer}`, seq, meter: 'cycles', quantity: '1', unit: 'cycle', deviceTime: new Date(clock.nowMs).toISOString(), payer,
+        tariff: 'cycles@1', tariffHash: '00'.repeat(32), period: '2026-03', periodQtyBefore: '0', currency: 'GBP',
+        amountNano: String(BigInt(amountMinor) * 10_000_000n), messageHash: toHex(new Uint8Array(30).fill(seq % 256)) + seq.toString(16).padStart(4, '0'),
+      };
+      const result = await parts.journal.append(draft);
+      if (result.status !== 'accepted') throw new Error(`usage not accepted: ${JSON.stringify(result)}`);
+    },
+    seal: () => parts.book.seal(),
+    async restart() {
+      await close();
+      parts = await open();
+    },
+    async batches() {
+      const out: StoredBatch[] = [];
+      for await (const batch of parts.book.all()) out.push(batch);
+      return out;
+    },
+    async close() {
+      await close().catch(() => {});
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 export async function runSeeded(kind: FaultKind, seed: number, shared: { bank: BankSandbox; clock: VirtualClock }): Promise<RunReport> {
@@ -87,51 +167,18 @@ export async function runSeeded(kind: FaultKind, seed: number, shared: { bank: B
   const { bank, clock } = shared;
   bank.faults.clear();
   clock.nowMs = Date.parse('2026-03-02T08:00:00Z') + Math.floor(random() * 16 * 60) * MINUTE_MS;
-  const gatewayId = `gw-${kind}-${seed}`;
   const before = new Set(bank.listPayments().map((p) => p.paymentId));
-  const dir = await mkdtemp(path.join(tmpdir(), 'meterbridge-faults-'));
-  const config = {
-    gatewayId,
-    payers: PAYERS,
-    payee: { name: 'Meterbridge Ltd', account: { schemeName: 'UK.OBIE.SortCodeAccountNumber', identification: '11223344556677', name: 'Meterbridge Ltd' } },
-  } as unknown as Pick<GatewayConfig, 'gatewayId' | 'payers' | 'payee'>;
-  const client = new VrpClient({ baseUrl: bank.url, accessToken: TOKEN, timeoutMs: CLIENT_TIMEOUT_MS });
-
-  const open = async (): Promise<Parts> => {
-    const db = await openLedgerDb(path.join(dir, 'ledger'));
-    const journal = await Journal.open(db, { gatewayId, signingKey: KEY, clock: () => new Date(clock.nowMs), queueMax: 1_000, batchMax: 100, checkpointEveryRecords: 1_000, checkpointIntervalMs: 3_600_000 });
-    const book = await BatchBook.open(db, journal, { gatewayId, key: KEY, clock: () => new Date(clock.nowMs), logger: silent });
-    const settler = new Settler({ db, book, client, config, pollIntervalMs: 1_000, logger: silent, enabled: () => true, clock: () => clock.nowMs, random, periodicLimits: PERIODIC_LIMITS });
-    return { db, journal, book, settler };
-  };
-  const close = async (parts: Parts): Promise<void> => {
-    await parts.settler.stop();
-    await parts.journal.drain();
-    await parts.db.close();
+  const rig = await openSettlerRig({ bank, clock, gatewayId: `gw-${kind}-${seed}`, random });
+  const sealSome = async (): Promise<void> => {
+    for (const payer of ['acme', 'north'] as const) if (random() < 0.8) await rig.use(payer, 50 + Math.floor(random() * 1_600));
+    await rig.seal();
   };
 
-  let seq = 0;
-  const use = async (parts: Parts, payer: keyof typeof PAYERS, amountMinor: number): Promise<void> => {
-    seq += 1;
-    const draft: RecordDraft = {
-      v: 1, deviceId: `meter-${payer}`, seq, meter: 'cycles', quantity: '1', unit: 'cycle', deviceTime: new Date(clock.nowMs).toISOString(), payer,
-      tariff: 'cycles@1', tariffHash: '00'.repeat(32), period: '2026-03', periodQtyBefore: '0', currency: 'GBP',
-      amountNano: String(BigInt(amountMinor) * 10_000_000n), messageHash: toHex(new Uint8Array(32).fill(seq % 256)).slice(0, 60) + seq.toString(16).padStart(4, '0'),
-    };
-    const result = await parts.journal.append(draft);
-    if (result.status !== 'accepted') throw new Error(`usage not accepted: ${JSON.stringify(result)}`);
-  };
-  const sealSome = async (parts: Parts): Promise<void> => {
-    for (const payer of ['acme', 'north'] as const) if (random() < 0.8) await use(parts, payer, 50 + Math.floor(random() * 1_600));
-    await parts.book.seal();
-  };
-
-  let parts = await open();
   let restarts = 0;
   let ticks = 0;
   let slowUntilRealMs = 0;
   try {
-    await sealSome(parts);
+    await sealSome();
     let secondSeal = true;
     for (; ticks < TICKS_MAX; ticks += 1) {
       // Consents end rarely (each costs a new consent and a few ticks); other faults are common.
@@ -139,29 +186,26 @@ export async function runSeeded(kind: FaultKind, seed: number, shared: { bank: B
       if (random() < 0.02) bank.faults.failNext(10 + Math.floor(random() * 40), 503); // an outage: keys age without answers
       if (secondSeal && random() < 0.1) {
         secondSeal = false;
-        await sealSome(parts);
+        await sealSome();
       }
       if (random() < 0.04) {
-        await close(parts);
-        parts = await open();
+        await rig.restart();
         restarts += 1;
       }
       const tickStartMs = Date.now();
-      await parts.settler.tick();
+      await rig.settler.tick();
       // A request that timed out may be held at the bank for up to SLOW_MS more.
       if (Date.now() - tickStartMs >= CLIENT_TIMEOUT_MS - 5) slowUntilRealMs = Date.now() + SLOW_MS + 10;
-      const open_ = parts.book.openBatches();
-      if (!secondSeal && open_.length === 0) break;
+      if (!secondSeal && rig.book.openBatches().length === 0) break;
       const stepMs = pick([2_000, 20_000, 5 * MINUTE_MS, 30 * MINUTE_MS, 90 * MINUTE_MS, 6 * 60 * MINUTE_MS]);
       // A bank does not work on a request for hours: let the held ones finish before time leaps.
       if (stepMs >= 5 * MINUTE_MS && Date.now() < slowUntilRealMs) await new Promise((resolve) => setTimeout(resolve, slowUntilRealMs - Date.now() + 5));
       clock.nowMs += stepMs;
     }
-    const batches: StoredBatch[] = [];
-    for await (const batch of parts.book.all()) batches.push(batch);
+    const batches = await rig.batches();
     const stillOpen = batches.filter((b) => !FINAL_STATES.has(b.state));
     if (stillOpen.length > 0) throw new Error(`batches still open after ${ticks} ticks: ${JSON.stringify(stillOpen.map((b) => [b.batchNo, b.state, b.lastError, b.transitions.slice(-8).map((t) => `${t.at} ${t.state}: ${t.detail ?? ''}`)]), null, 1)}`);
-    const ledgerSettledMinor = [...parts.book.settledMinorByCurrency().values()].reduce((a, b) => a + b, 0n);
+    const ledgerSettledMinor = [...rig.book.settledMinorByCurrency().values()].reduce((a, b) => a + b, 0n);
     // Held answers may still be on their way: the bank's record is read once they are done.
     if (Date.now() < slowUntilRealMs) await new Promise((resolve) => setTimeout(resolve, slowUntilRealMs - Date.now() + 5));
     bank.faults.clear();
@@ -169,8 +213,7 @@ export async function runSeeded(kind: FaultKind, seed: number, shared: { bank: B
     const bankPayments = bank.listPayments().filter((p) => !before.has(p.paymentId));
     return { batches, bankPayments, ledgerSettledMinor, ticks, restarts };
   } finally {
-    await close(parts).catch(() => {});
-    await rm(dir, { recursive: true, force: true });
+    await rig.close();
   }
 }
 
