@@ -195,7 +195,7 @@ export async function runSeeded(kind: FaultKind, seed: number, shared: { bank: B
       const tickStartMs = Date.now();
       await rig.settler.tick();
       // A request that timed out may be held at the bank for up to SLOW_MS more.
-      if (Date.now() - tickStartMs >= CLIENT_TIMEOUT_MS - 5) slowUntilRealMs = Date.now() + SLOW_MS + 10;
+      if (Date.now() - tickStartMs >= CLIENT_TIMEOUT_MS - 5) slowUntilRealMs = Date.now() + SLOW_MS + 150;
       if (!secondSeal && rig.book.openBatches().length === 0) break;
       const stepMs = pick([2_000, 20_000, 5 * MINUTE_MS, 30 * MINUTE_MS, 90 * MINUTE_MS, 6 * 60 * MINUTE_MS]);
       // A bank does not work on a request for hours: let the held ones finish before time leaps.
