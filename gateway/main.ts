@@ -21,6 +21,10 @@ import { openLedgerDb, type LedgerDb } from './ledger/ledger-db.ts';
 import { tariffSchedules } from './ledger/tariff-book.ts';
 import { closeEndedPeriods } from './ledger/period-close.ts';
 import { statementService } from './settlement/statement.ts';
+import { AlertBook, Reconciler, vrpBankRecords } from './settlement/reconcile.ts';
+
+/** How often the ledger is reconciled with the bank's record of payments. */
+const RECONCILE_INTERVAL_MS = 5 * 60_000;
 import { TrustedHeadFile, trustedHeadPath } from './ledger/trusted-head.ts';
 import { verifyChain, type ChainReport } from './ledger/verify-chain.ts';
 import { BatchBook } from './settlement/batch-book.ts';
@@ -190,7 +194,17 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
     throw error;
   }
   const publicKeyHex = toHex(key.publicKey);
-  const snapshot = (): Promise<Snapshot> => takeSnapshot({ gatewayId: config.gatewayId, keyId: key.keyId, publicKeyHex, chainReport, registry, intake, journal, batches, rejections, connectedDevices: mqtt.connectedDevices, sparkplugEvents: mqtt.sparkplugEvents ?? (() => []) });
+  // The ledger against the bank's record of its payments; mismatches become operator alerts (gateway/settlement/reconcile.ts).
+  const alerts = await AlertBook.open(db, { clock });
+  const reconciler = new Reconciler({ batches: () => batches.all(), bank: vrpBankRecords(client), alerts, logger: logger.child({ module: 'reconcile' }) });
+  const reconcileTimer = setInterval(() => {
+    if (chainReport.ok) reconciler.reconcile().catch((error: unknown) => logger.warn({ err: (error as Error).message }, 'reconciliation did not finish; next run later'));
+  }, RECONCILE_INTERVAL_MS);
+  reconcileTimer.unref();
+  const snapshot = (): Promise<Snapshot> => takeSnapshot({
+    gatewayId: config.gatewayId, keyId: key.keyId, publicKeyHex, chainReport, registry, intake, journal, batches, rejections, connectedDevices: mqtt.connectedDevices, sparkplugEvents: mqtt.sparkplugEvents ?? (() => []),
+    alerts: async () => (await alerts.list({ unacknowledged: true, limit: 50 })).map((a) => ({ alertNo: a.alertNo, at: a.at, kind: a.kind, detail: a.detail, ...(a.batchId === undefined ? {} : { batchId: a.batchId }) })),
+  });
   const metrics = createMetrics({ journal, intake, rejections, batches, sparkplugEventCounts: mqtt.sparkplugEventCounts ?? (() => new Map()) });
   const web = await startWebServer({
     host: config.http.host, port: config.http.port, dataDir: config.dataDir, sessionTtlMs: config.http.sessionTtlMs,
@@ -225,9 +239,11 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
     stop() {
       // Idempotent: a supervisor, a signal handler and a test may all ask.
       stopping ??= (async () => {
+        clearInterval(reconcileTimer);
         await schedule.stop();
         await batches.idle();
         await settler.stop();
+        await reconciler.idle(); // a run in progress finishes before the ledger closes
         await gpio.close();
         await mqtt.close();
         await journal.drain();

@@ -68,7 +68,7 @@ export function endToEndIdNamesBatch(endToEndId: string, batch: Pick<StoredBatch
 const money = (minor: bigint, currency: string): string => `${Object.hasOwn(MINOR_DIGITS, currency) ? formatMinor(minor, currency) : minor.toString()} ${currency}`;
 
 /** A part of a batch paid in several payments, as much of batch-book.ts PaymentPart as is read here. */
-interface PartLike { partNo: number; amountMinor: string; endToEndId: string; state: string; paymentId?: string }
+interface PartLike { partNo: number; amountMinor: string; endToEndId: string; state: string; paymentId?: string; earlier?: Array<{ paymentId?: string }> }
 
 /** One payment the ledger says the bank made (or refused) for a batch. */
 interface ExpectedPayment { paymentId: string; amountMinor: bigint; endToEndId?: string; settled: boolean; what: string }
@@ -128,7 +128,11 @@ function unexpectedPayments(batches: readonly StoredBatch[], listing: readonly B
   const byBatchNo = new Map<string, StoredBatch>();
   for (const batch of batches) {
     if (batch.paymentId !== undefined) known.add(batch.paymentId);
-    for (const part of (batch as StoredBatch & { parts?: readonly PartLike[] }).parts ?? []) if (part.paymentId !== undefined) known.add(part.paymentId);
+    for (const part of (batch as StoredBatch & { parts?: readonly PartLike[] }).parts ?? []) {
+      if (part.paymentId !== undefined) known.add(part.paymentId);
+      // A part resent under a new key keeps its earlier payments (rejected, refused): the bank rightly has them.
+      for (const earlier of part.earlier ?? []) if (earlier.paymentId !== undefined) known.add(earlier.paymentId);
+    }
     byBatchNo.set(String(batch.batchNo), batch);
   }
   const found: AlertDraft[] = [];
@@ -293,6 +297,11 @@ export class Reconciler {
     const concurrency = options.concurrency ?? 4;
     if (!Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > 32) throw new RangeError(`concurrency: ${concurrency} must be an integer from 1 to 32`);
     this.#o = { ...options, concurrency };
+  }
+
+  /** Resolves when no run is in progress (for shutdown). */
+  async idle(): Promise<void> {
+    await this.#running?.catch(() => undefined);
   }
 
   /** One run over the whole ledger; concurrent calls share it. */

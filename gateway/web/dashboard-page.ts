@@ -28,6 +28,7 @@ export function renderDashboard(s: Snapshot): string {
 <form method="post" action="/logout"><button type="submit">Log out</button></form></header>
 <p>${chain} · sealed through ${s.chain.sealedThrough} · settled: <strong>${escapeHtml(settled)}</strong><br>
 Gateway key <code>${escapeHtml(s.keyId)}</code> (public <code>${escapeHtml(s.publicKey)}</code>)</p>
+${s.alerts.length > 0 ? `<h2>Reconciliation alerts</h2>\n${table(['#', 'when', 'kind', 'batch', 'detail'], s.alerts.map((a) => [a.alertNo, a.at, a.kind, a.batchId ?? '', a.detail]), '')}` : ''}
 <h2>Devices</h2>
 ${table(['device', 'payer', 'meters', 'connected', 'accepted', 'duplicates', 'refused', 'last seq', 'missing seqs', 'last seen'],
     s.devices.map((d) => [d.revoked ? `${d.id} (revoked)` : d.id, d.payer, d.meters.join(', '), d.connected ? 'yes' : 'no', d.accepted, d.duplicates, d.rejected, d.lastSeq ?? '',

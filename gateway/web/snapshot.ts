@@ -21,6 +21,8 @@ export interface Snapshot {
   settled: Array<{ currency: string; amount: string }>;
   /** Sparkplug B gaps, births and deaths (empty without Sparkplug mappings). */
   sparkplugEvents: unknown[];
+  /** Reconciliation alerts not yet acknowledged (ledger vs the bank's record), newest first. */
+  alerts: Array<{ alertNo: number; at: string; kind: string; batchId?: string; detail: string }>;
 }
 
 export interface SnapshotSources {
@@ -35,6 +37,7 @@ export interface SnapshotSources {
   rejections: RejectionLog;
   connectedDevices: () => string[];
   sparkplugEvents: () => unknown[];
+  alerts: () => Promise<Snapshot['alerts']>;
 }
 
 export async function takeSnapshot(s: SnapshotSources, limit = 50): Promise<Snapshot> {
@@ -65,5 +68,6 @@ export async function takeSnapshot(s: SnapshotSources, limit = 50): Promise<Snap
     rejectionsDropped: s.rejections.dropped,
     settled: [...s.batches.settledMinorByCurrency()].map(([currency, minor]) => ({ currency, amount: formatMinor(minor, currency) })),
     sparkplugEvents: s.sparkplugEvents(),
+    alerts: await s.alerts(),
   };
 }
