@@ -29,6 +29,9 @@ Options:
   --tpp-key <file>         a TPP's public signing JWK (or JWKS), e.g. the gateway's
                            gateway-data/gateway-ob-signing-p256.jwk.json; repeatable.
                            When given, every POST must carry a valid x-jws-signature
+  --callback-url <url>     POST signed event notifications (payment created, status
+                           changed) to this URL, e.g. the gateway's
+                           http://127.0.0.1:8080/bank/events
   -h, --help               show this text
 
 Environment:
@@ -52,6 +55,7 @@ interface Settings {
   signingKeyFile: string | undefined;
   tppKeyFiles: string[];
   faults: FaultSpec[];
+  callbackUrl: string | undefined;
 }
 
 const DEFAULT_PORT = 8090;
@@ -76,6 +80,7 @@ function readSettings(argv: string[], env: Readonly<Record<string, string | unde
       'signing-key': { type: 'string' },
       'tpp-key': { type: 'string', multiple: true },
       fault: { type: 'string', multiple: true },
+      'callback-url': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -93,7 +98,15 @@ function readSettings(argv: string[], env: Readonly<Record<string, string | unde
     signingKeyFile: values['signing-key'],
     tppKeyFiles: values['tpp-key'] ?? [],
     faults: (values.fault ?? []).map(parseFaultSpec),
+    callbackUrl: checkCallbackUrl(values['callback-url']),
   };
+}
+
+function checkCallbackUrl(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  const protocol = URL.canParse(text) ? new URL(text).protocol : '';
+  if (protocol !== 'http:' && protocol !== 'https:') throw new RangeError(`--callback-url: ${JSON.stringify(text)} must be an http(s) URL`);
+  return text;
 }
 
 function untilStopped(signal: AbortSignal | undefined): Promise<string> {
@@ -137,6 +150,7 @@ export async function bankSandboxCommand(argv: string[], options: BankSandboxCom
     return 1;
   }
   const bank = await startBankSandbox({
+    ...(settings.callbackUrl === undefined ? {} : { callbackUrl: settings.callbackUrl }),
     ...(keys.signingKey ? { signingKey: keys.signingKey } : {}),
     ...(keys.tppSigningKeys ? { tppSigningKeys: keys.tppSigningKeys } : {}),
     host: settings.host,
@@ -149,6 +163,7 @@ export async function bankSandboxCommand(argv: string[], options: BankSandboxCom
   for (const fault of settings.faults) applyFault(bank.faults, fault);
   stdout.write(`bank sandbox listening on ${bank.url}\n`);
   stdout.write(keys.signingPublicFile ? `bank signing key ${bank.signingJwk.kid}: public JWK in ${keys.signingPublicFile}\n` : `bank signing key (new this start): ${JSON.stringify(bank.signingJwk)}\n`);
+  if (settings.callbackUrl !== undefined) stdout.write(`event notifications go to ${settings.callbackUrl}\n`);
   stdout.write(keys.tppSigningKeys ? `requests must be signed by one of ${keys.tppSigningKeys.length} TPP key(s)\n` : 'request signatures are not checked (no --tpp-key)\n');
   const reason = await untilStopped(options.signal);
   logger.info({ reason }, 'bank sandbox stopping');

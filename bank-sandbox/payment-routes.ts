@@ -179,6 +179,7 @@ export async function paymentRoutes(app: FastifyInstance, ctx: SandboxContext): 
     const key = requireIdempotencyKey(request);
     const ownerId = ctx.ownerOf(request);
     const { payment, created } = await createOnce(ctx, request, key);
+    if (created) ctx.paymentCreated(payment);
     const lostAfterMs = created ? ctx.faults.takeTimeoutAfterAccept() : undefined;
     if (lostAfterMs !== undefined) return loseResponse(ctx, reply, lostAfterMs);
     await answerSlowly(ctx);

@@ -4,7 +4,7 @@
  */
 import type { FastifyRequest } from 'fastify';
 import { MINOR_DIGITS, parseMinor } from '../protocol/money.ts';
-import type { BankState } from './bank-state.ts';
+import type { BankState, PaymentRecord } from './bank-state.ts';
 import type { FaultQueue } from './faults.ts';
 import { badRequest, OB_ERROR_CODES } from './ob-errors.ts';
 import type { WireAmount, WireCashAccount } from './schemas.ts';
@@ -20,6 +20,8 @@ export interface SandboxContext {
   readonly settleAfterMs: number;
   /** The TPP (access token) the request was authenticated as. */
   ownerOf(request: FastifyRequest): string;
+  /** Told of every payment created, for event notifications (event-notifications.ts); never blocks. */
+  paymentCreated(payment: PaymentRecord): void;
   /** Waits `delayMs`, or less if the sandbox closes first. */
   hold(delayMs: number): Promise<void>;
 }

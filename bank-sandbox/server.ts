@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import { generateJwsKey, OB_TRUST_ANCHOR, publicJwkOf, type JwsKeyPair, type PublicJwk, type TrustedJwsKey } from '../gateway/settlement/jws.ts';
 import { BankState, type ConsentRecord, type PaymentRecord } from './bank-state.ts';
 import { consentRoutes, psuRoutes } from './consent-routes.ts';
+import { EventNotifier } from './event-notifications.ts';
 import { createFaultQueue, type FaultControl, type FaultQueue } from './faults.ts';
 import { listingRoutes } from './listing-routes.ts';
 import { installMessageSigning } from './message-signing.ts';
@@ -51,6 +52,14 @@ export interface BankSandboxOptions {
    * the API must be signed by one of them; when absent, request signatures are not checked.
    */
   tppSigningKeys?: readonly TrustedJwsKey[];
+  /**
+   * Where signed event notifications go when a payment is created or its status changes
+   * (docs/bank-api.md). Default: none. Can be set later with `setCallbackUrl`.
+   */
+  callbackUrl?: string;
+  /** Event notification delivery: retry base delay (default 250 ms) and attempts (default 5). */
+  notificationRetryBaseMs?: number;
+  notificationAttemptsMax?: number;
 }
 
 /** One answered request, as the sandbox saw it; header names are lower case. */
@@ -96,6 +105,10 @@ export interface BankSandbox {
   listConsents(): SandboxConsent[];
   /** The public key of the bank's answers, for the TPP's `settlement.bank.publicKeyFile`. */
   signingJwk: PublicJwk;
+  /** Registers the TPP's event notification URL (undefined: send none). */
+  setCallbackUrl(url: string | undefined): void;
+  /** Event notifications delivered, given up after retries, dropped from a full queue. */
+  notificationCounts(): { delivered: number; failed: number; dropped: number };
 }
 
 /** Limits: one place, each with a reason. */
@@ -268,6 +281,21 @@ export async function startBankSandbox(options: BankSandboxOptions): Promise<Ban
   const owners = new WeakMap<FastifyRequest, string>();
   const holds = holdTimers();
   const state = new BankState({ consentsMax: CONSENTS_MAX, paymentsMax: PAYMENTS_MAX, settleAfterMs: checked.settleAfterMs });
+  const signingKey = options.signingKey ?? generateJwsKey();
+  const signingIss = options.signingIss ?? 'meterbridge-sandbox-bank';
+  const trustAnchor = options.trustAnchor ?? OB_TRUST_ANCHOR;
+  let baseUrl = '';
+  const notifier = new EventNotifier({
+    signing: { key: signingKey, iss: signingIss, tan: trustAnchor },
+    clock,
+    read: (payment) => state.payment(payment.ownerId, payment.paymentId, clock()),
+    linkOf: (paymentId) => `${baseUrl}/domestic-vrps/${encodeURIComponent(paymentId)}`,
+    settleAfterMs: checked.settleAfterMs,
+    ...(options.callbackUrl === undefined ? {} : { callbackUrl: options.callbackUrl }),
+    ...(options.logger ? { logger: options.logger } : {}),
+    ...(options.notificationRetryBaseMs === undefined ? {} : { retryBaseMs: options.notificationRetryBaseMs }),
+    ...(options.notificationAttemptsMax === undefined ? {} : { attemptsMax: options.notificationAttemptsMax }),
+  });
   const ctx: SandboxContext = {
     state,
     faults,
@@ -276,6 +304,7 @@ export async function startBankSandbox(options: BankSandboxOptions): Promise<Ban
     settleAfterMs: checked.settleAfterMs,
     ownerOf: (request) => owners.get(request) ?? assertNever('request was not authenticated'),
     hold: holds.hold,
+    paymentCreated: (payment) => notifier.created(payment),
   };
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger as FastifyBaseLogger } : { logger: false }),
@@ -288,11 +317,10 @@ export async function startBankSandbox(options: BankSandboxOptions): Promise<Ban
   installGuards(app, checked, { faults, owners });
   installErrorHandlers(app);
   // Before the exchange hook, so what it records carries the signature.
-  const signingKey = options.signingKey ?? generateJwsKey();
   installMessageSigning(app, {
     key: signingKey,
-    iss: options.signingIss ?? 'meterbridge-sandbox-bank',
-    tan: options.trustAnchor ?? OB_TRUST_ANCHOR,
+    iss: signingIss,
+    tan: trustAnchor,
     tppKeys: options.tppSigningKeys,
     clock,
   });
@@ -304,6 +332,7 @@ export async function startBankSandbox(options: BankSandboxOptions): Promise<Ban
   await app.register(async (api) => sandboxRoutes(api, ctx));
   await app.listen({ host: checked.host, port: checked.port });
   const { url, port } = listeningUrl(app);
+  baseUrl = url;
   options.logger?.info({ url }, 'bank sandbox listening');
   return {
     url,
@@ -311,11 +340,14 @@ export async function startBankSandbox(options: BankSandboxOptions): Promise<Ban
     faults,
     close: async () => {
       holds.releaseAll();
+      await notifier.close();
       await app.close();
     },
     listPayments: () => state.allPayments(clock()).map(toSandboxPayment),
     listConsents: () => state.allConsents(clock()).map(toSandboxConsent),
     signingJwk: publicJwkOf(signingKey),
+    setCallbackUrl: (callbackUrl) => notifier.setCallbackUrl(callbackUrl),
+    notificationCounts: () => ({ ...notifier.counts }),
   };
 }
 

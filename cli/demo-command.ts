@@ -11,13 +11,34 @@ import { startGateway } from '../gateway/main.ts';
 import { createLogger } from './logger.ts';
 import { ensureBankToken, ensureDemoSigningKeys, prepareDemo } from './demo-setup.ts';
 import { untilSignal } from './signals.ts';
+import type { BankSandbox } from '../bank-sandbox/server.ts';
 
-const HELP = `Usage: meterbridge demo [--dir DIR] [--http-port N] [--mqtt-port N] [--bank-port N] [--speed N]
+/** How long the demo bank holds its first payments PDNG. */
+const DEMO_HOLD_MS = 15_000;
+
+/**
+ * A bad day at the bank, so the operator sees settlement survive it (docs/payments.md):
+ * each fault is set on the sandbox and returned as one line saying what the dashboard shows.
+ */
+function injectDemoFaults(bank: BankSandbox, bankTimeoutMs: number): string[] {
+  const lostAnswerMs = bankTimeoutMs + 1_000;
+  bank.faults.timeoutAfterAcceptNext(1, lostAnswerMs);
+  bank.faults.holdPendingNext(2, { forMs: DEMO_HOLD_MS });
+  return [
+    `the bank accepts the first payment but its answer is lost (no reply for ${lostAnswerMs / 1000} s): that batch shows 'submitted' with a timeout, is retried with the same idempotency key, and is paid once`,
+    `the bank holds the first 2 payments PDNG for ${DEMO_HOLD_MS / 1000} s: their batches show 'pending', then 'settled' as soon as the bank's event notification arrives`,
+  ];
+}
+
+const HELP = `Usage: meterbridge demo [--dir DIR] [--http-port N] [--mqtt-port N] [--bank-port N] [--speed N] [--no-faults]
 
 Starts, in one process and without any other server: the sandbox bank (Open Banking
 VRP 4.0 shape), the gateway with its embedded MQTT broker and LevelDB ledger, and a
 simulated fleet (2 CNC machines, 2 trucks, 1 container yard, 1 compressor reporting an energy counter). Batches are sealed every
 minute and paid through the sandbox bank. Prints the dashboard URL and operator login.
+The bank starts with two faults (a lost answer, payments held pending), each announced
+with what the dashboard will show, and tells the gateway of every status change with a
+signed event notification (POST /bank/events).
 
 Options:
   --dir DIR        demo folder: config, secrets, ledger (default ./.meterbridge-demo)
@@ -27,6 +48,7 @@ Options:
   --speed N        machines report N times as often (default 1)
   --log-level L    gateway log level (default warn)
   --seal-cron EXPR when batches are sealed (default '* * * * *', every minute)
+  --no-faults      start the bank without its demo faults
   -h, --help       show this help
 `;
 
@@ -35,7 +57,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     args: argv,
     options: {
       dir: { type: 'string' }, 'http-port': { type: 'string' }, 'mqtt-port': { type: 'string' }, 'bank-port': { type: 'string' },
-      speed: { type: 'string' }, 'log-level': { type: 'string' }, 'seal-cron': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      speed: { type: 'string' }, 'log-level': { type: 'string' }, 'seal-cron': { type: 'string' }, 'no-faults': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
@@ -61,6 +83,12 @@ export async function demoCommand(argv: string[]): Promise<number> {
     await bank.close();
     throw error;
   });
+  // The bank tells the gateway when a payment moves; the gateway's poll stays the fallback.
+  bank.setCallbackUrl(`${gateway.httpUrl}/bank/events`);
+  say(`  bank events    ${gateway.httpUrl}/bank/events (signed by the bank, verified by the gateway)`);
+  if (values['no-faults'] !== true) {
+    for (const line of injectDemoFaults(bank, config.settlement.bank.timeoutMs)) say(`  fault          ${line}`);
+  }
   say(`  MQTT broker    mqtt://127.0.0.1:${gateway.mqttPort}`);
   const fleet = startFleet({ mqttUrl: `mqtt://127.0.0.1:${gateway.mqttPort}`, devices: setup.simDevices, speed: Number(values.speed ?? 1), stateDir: path.join(dir, 'sim-state') });
   say(`  machines       ${setup.simDevices.map((d) => `${d.id} (${d.kind})`).join(', ')} · seed ${fleet.seed}`);

@@ -209,6 +209,8 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
   const web = await startWebServer({
     host: config.http.host, port: config.http.port, dataDir: config.dataDir, sessionTtlMs: config.http.sessionTtlMs,
     logger: logger.child({ module: 'web' }), metrics, snapshot,
+    // The bank's event notifications follow a batch now; the poll stays the fallback (docs/bank-api.md).
+    bankEvents: { bankKeys: client.bankSigningKeys, trustAnchor: client.trustAnchor, follow: (paymentId) => settler.follow(paymentId) },
     statements: statementService({
       gatewayId: config.gatewayId, journal, batches, tariffs: intake.tariffs, clock, payers: new Set(Object.keys(config.payers)),
       gatewayKeys: () => keyring.history.keys.map((k) => ({ ...k })),

@@ -38,6 +38,8 @@ describe('meterbridge demo (what npm start runs)', () => {
       state = (await (await fetch(`${url}/api/state`, { headers: { cookie } })).json()) as Snapshot;
     }
     expect(state.chain.headIndex).toBeGreaterThan(0);
+    expect(out).toMatch(/fault\s+the bank accepts the first payment but its answer is lost/);
+    expect(out).toMatch(/fault\s+the bank holds the first 2 payments PDNG/);
     expect(state.devices.filter((d) => d.connected).map((d) => d.id).sort()).toEqual(['cnc-1', 'cnc-2', 'compressor-1', 'truck-1', 'truck-2', 'yard-1']);
     expect(out).not.toMatch(/"level":[56]0/); // no error or fatal log lines
     const exited = new Promise<number | null>((resolve) => child!.once('exit', (code) => resolve(code)));

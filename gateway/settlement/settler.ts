@@ -55,6 +55,7 @@ export class Settler {
   readonly #retryAtMs = new Map<number, { atMs: number; failures: number }>();
   #timer: NodeJS.Timeout | undefined;
   #ticking: Promise<void> | undefined;
+  #stopped = false;
 
   constructor(options: SettlerOptions) {
     this.#o = options;
@@ -70,6 +71,8 @@ export class Settler {
 
   async stop(): Promise<void> {
     clearInterval(this.#timer);
+    this.#stopped = true;
+    await this.followed;
     await this.#ticking;
   }
 
@@ -80,6 +83,29 @@ export class Settler {
     });
     return this.#ticking;
   }
+
+  /**
+   * The bank says payment `paymentId` changed (a signed event notification): the open batch
+   * that made it is followed now rather than at the next poll. Its failure backoff is dropped
+   * (the news is fresher than the backoff's guess); a hold stays. A pass already running may
+   * have read the payment before it changed, so one more pass follows it. Returns at once
+   * (the bank must not wait for our pass); `followed` settles when that pass is done. False
+   * when no open batch made this payment: nothing is done.
+   */
+  follow(paymentId: string): boolean {
+    const batch = this.#o.book.openBatches().find((b) => b.paymentId === paymentId || b.parts?.some((part) => part.paymentId === paymentId));
+    if (!batch || this.#stopped) return false;
+    this.#retryAtMs.delete(batch.batchNo);
+    const running = this.#ticking;
+    this.followed = (async () => {
+      await running;
+      await this.tick();
+    })().catch((error: unknown) => this.#o.logger.warn({ batchNo: batch.batchNo, err: (error as Error).message }, 'following a bank event failed; the poll will follow the batch'));
+    return true;
+  }
+
+  /** The pass the latest `follow` started (for tests and shutdown). */
+  followed: Promise<void> = Promise.resolve();
 
   async #tick(): Promise<void> {
     if (!this.#o.enabled()) return;

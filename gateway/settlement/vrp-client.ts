@@ -325,6 +325,16 @@ export class VrpClient {
       : options.signRequest;
   }
 
+  /** The keys the bank's signatures are checked with (also its event notifications'), if any. */
+  get bankSigningKeys(): readonly TrustedJwsKey[] | undefined {
+    return this.#bankSigningKeys;
+  }
+
+  /** The `http://openbanking.org.uk/tan` both sides sign with. */
+  get trustAnchor(): string {
+    return this.#trustAnchor;
+  }
+
   async createConsent(input: CreateConsentInput): Promise<VrpConsent> {
     checkIdempotencyKey(input.idempotencyKey);
     checkText(input.reference, 'reference', MAX.merchantCustomerId);

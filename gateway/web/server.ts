@@ -9,6 +9,7 @@ import path from 'node:path';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { bankEvents, type BankEventsOptions } from './bank-events.ts';
 import { renderDashboard, renderLogin } from './dashboard-page.ts';
 import { checkOperatorLogin, LoginThrottle, SessionStore } from './operator-login.ts';
 import type { Snapshot } from './snapshot.ts';
@@ -33,6 +34,8 @@ export interface WebServerOptions {
   snapshot: () => Promise<Snapshot>;
   health: () => { ok: boolean; detail: Record<string, unknown> };
   statements?: StatementService;
+  /** The bank's signed event notifications, POST /bank/events (bank-events.ts). */
+  bankEvents?: Omit<BankEventsOptions, 'metrics'>;
 }
 
 const SESSION_COOKIE = 'mb_session';
@@ -104,6 +107,8 @@ export async function startWebServer(options: WebServerOptions): Promise<{ app: 
     if (!page) return reply.code(404).type('text/plain').send('verifier page not built: run npm run build:verifier');
     return reply.type('text/html').header('content-security-policy', "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; frame-ancestors 'none'").send(page);
   });
+
+  if (options.bankEvents) await app.register(bankEvents, { ...options.bankEvents, metrics: options.metrics });
 
   const statements = options.statements;
   if (statements) {

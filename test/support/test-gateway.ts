@@ -18,6 +18,7 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import { canonicalBytes } from '../../protocol/canonical-json.ts';
 import { toHex } from '../../protocol/hash.ts';
 import { signingKeyFromSecret } from '../../protocol/signing.ts';
+import type { JwsKeyPair } from '../../gateway/settlement/jws.ts';
 
 export const TEST_DEVICES: ReadonlyArray<{ id: string; kind: MachineKind; payer: string; meter: string; password: string }> = [
   { id: 'cnc-1', kind: 'cnc', payer: 'acme-plant', meter: 'cycles', password: 'cnc-1-secret' },
@@ -59,6 +60,13 @@ export interface TestRigOptions extends Partial<GatewayRuntimeOptions> {
   autoAuthoriseConsents?: boolean;
   bankTimeoutMs?: number;
   mode?: BrokerMode;
+  /**
+   * The gateway checks the bank's signatures (settlement.bank.publicKeyFile) and the bank
+   * sends its event notifications to the gateway's POST /bank/events.
+   */
+  bankEvents?: boolean;
+  /** The bank's message-signing key (default: a new one), e.g. for a test that signs as the bank. */
+  bankSigningKey?: JwsKeyPair;
   /** Raw config overrides, merged over the test config (e.g. limits). */
   configPatch?: (raw: Record<string, unknown>) => void;
 }
@@ -70,7 +78,7 @@ export async function startTestRig(options: TestRigOptions = {}): Promise<TestRi
     ? await startMosquitto(path.join(dir, 'mosquitto'), [...[...TEST_DEVICES, SIGNING_DEVICE, SPARKPLUG_NODE].map((d) => ({ username: d.id, password: d.password })), GATEWAY_BROKER_USER], GATEWAY_BROKER_USER.username)
     : undefined;
   const bankToken = 'test-bank-token';
-  const bank = await startBankSandbox({ port: 0, accessTokens: [bankToken], autoAuthoriseConsents: options.autoAuthoriseConsents ?? true, settleAfterMs: options.settleAfterMs ?? 50 });
+  const bank = await startBankSandbox({ port: 0, accessTokens: [bankToken], autoAuthoriseConsents: options.autoAuthoriseConsents ?? true, settleAfterMs: options.settleAfterMs ?? 50, ...(options.bankSigningKey ? { signingKey: options.bankSigningKey } : {}) });
   const devices: Array<Record<string, unknown>> = await Promise.all(TEST_DEVICES.map(async (d) => ({ id: d.id, payer: d.payer, meters: [d.meter], passwordHash: await hashPassword(d.password) })));
   // A Sparkplug B edge node (its metrics bill other devices through config mappings).
   devices.push({ id: SPARKPLUG_NODE.id, payer: 'acme-plant', meters: ['energy'], passwordHash: await hashPassword(SPARKPLUG_NODE.password), sparkplug: { group: 'plant', node: SPARKPLUG_NODE.id } });
@@ -84,15 +92,16 @@ export async function startTestRig(options: TestRigOptions = {}): Promise<TestRi
     logLevel: 'silent',
     dataDir: path.join(dir, 'data'),
     devicesFile: path.join(dir, 'devices.json'),
-    settlement: { ...settlement, pollIntervalMs: 200, bank: { url: bank.url, token: bankToken, timeoutMs: options.bankTimeoutMs ?? 2_000 } },
+    settlement: { ...settlement, pollIntervalMs: 200, bank: { url: bank.url, token: bankToken, timeoutMs: options.bankTimeoutMs ?? 2_000, ...(options.bankEvents ? { publicKeyFile: await writeBankJwk(dir, bank) } : {}) } },
     ...(mosquitto ? { mqtt: { mode: 'external', external: { url: mosquitto.url, ...GATEWAY_BROKER_USER, keepaliveS: 10 } } } : {}),
   };
   options.configPatch?.(patched);
   const config = parseConfig(patched);
   const logger = options.logger ?? pino({ level: 'silent' });
-  const { settleAfterMs: _s, autoAuthoriseConsents: _a, bankTimeoutMs: _t, logger: _l, mode: _m, configPatch: _c, ...runtime } = options;
+  const { settleAfterMs: _s, autoAuthoriseConsents: _a, bankTimeoutMs: _t, logger: _l, mode: _m, configPatch: _c, bankEvents: _e, bankSigningKey: _k, ...runtime } = options;
   let gateway = await startGateway(config, { logger, ...runtime });
   await gateway.mqttReady;
+  if (options.bankEvents) bank.setCallbackUrl(`${gateway.httpUrl}/bank/events`);
   let mqttPort = mosquitto ? mosquitto.port : gateway.mqttPort;
   const clients: MqttClient[] = [];
   const rig: TestRig = {
@@ -109,6 +118,7 @@ export async function startTestRig(options: TestRigOptions = {}): Promise<TestRi
       await gateway.mqttReady;
       if (!mosquitto) mqttPort = gateway.mqttPort;
       rig.gateway = gateway;
+      if (options.bankEvents) bank.setCallbackUrl(`${gateway.httpUrl}/bank/events`);
       return gateway;
     },
     async connect(deviceId, password, extra = {}) {
@@ -134,6 +144,13 @@ export async function startTestRig(options: TestRigOptions = {}): Promise<TestRi
     },
   };
   return rig;
+}
+
+/** The bank's public JWK in the rig's folder, for settlement.bank.publicKeyFile. */
+async function writeBankJwk(dir: string, bank: BankSandbox): Promise<string> {
+  const file = path.join(dir, 'bank-signing.jwk.json');
+  await writeFile(file, JSON.stringify(bank.signingJwk));
+  return file;
 }
 
 export function usagePayload(deviceId: string, seq: number, overrides: Record<string, unknown> = {}): string {
