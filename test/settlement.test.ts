@@ -35,7 +35,8 @@ describe('settlement through the sandbox bank', () => {
     expect(batch).toMatchObject({ state: 'settled', bankStatus: 'ACSC' });
     expect(batch!.header).toMatchObject({ totalNano: '450450000', amountMinor: '45', carriedOutNano: '450000', currency: 'GBP' });
     expect(rig.bank.listPayments().map((p) => [p.amountMinor, p.currency, p.idempotencyKey])).toEqual([[45n, 'GBP', batch!.idempotencyKey]]);
-    expect(batch!.transitions.map((t) => t.state)).toEqual(['sealed', 'submitted', 'pending', 'settled']);
+    // Pending is seen only if a poll comes before the bank settles it: a busy machine may skip it.
+    expect(batch!.transitions.map((t) => t.state).filter((state) => state !== 'pending')).toEqual(['sealed', 'submitted', 'settled']);
   });
 
   it('pays once when the bank accepts but the answer times out, retrying with the same key', async () => {
