@@ -137,7 +137,7 @@ export async function runIngestBench(options: IngestBenchOptions): Promise<Parti
     const creds = Array.from({ length: options.devices }, (_, i) => ({ id: `bench-${i + 1}`, password: `bench-secret-${i + 1}` }));
     const devices = await Promise.all(creds.map(async (c) => ({ id: c.id, payer: 'acme-plant', meters: ['cycles'], passwordHash: await hashPassword(c.password) })));
     await writeFile(path.join(dir, 'devices.json'), JSON.stringify({ devices }));
-    const base = { ...demoGatewayConfig({ mqtt: 0, http: 0, bank: 9 }, '0 0 1 1 *'), logLevel: 'warn', settlement: { sealCron: '0 0 1 1 *', bank: { url: 'http://127.0.0.1:9/open-banking/v4.0/pisp', token: 'unused-in-bench' } } };
+    const base = { ...demoGatewayConfig({ mqtt: 0, http: 0, bank: 9 }, '0 0 1 1 *'), logLevel: 'error', settlement: { sealCron: '0 0 1 1 *', bank: { url: 'http://127.0.0.1:9/open-banking/v4.0/pisp', token: 'unused-in-bench' } } };
     // The bench measures the pipeline, not the per-device rate limit.
     const mqttLimits = { deviceRatePerSMax: 100_000, deviceInflightMax: 10_000 };
     const gatewayBundle = path.join(BUNDLE_DIR, 'meterbridge.mjs');
