@@ -172,7 +172,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
   if (chainReport.ok && journal.latestCheckpoint) trustedHead.record(journal.latestCheckpoint);
   const rejections = new RejectionLog(config.limits.rejectionsKept);
   const storage = new StorageGuard(config.dataDir, config.limits.diskFreeBytesMin);
-  await storage.check().catch((error: unknown) => logger.error({ err: (error as Error).message }, 'data disk below its floor: usage will be refused'));
+  await Promise.resolve().then(() => storage.check()).catch((error: unknown) => logger.error({ err: (error as Error).message }, 'data disk below its floor: usage will be refused'));
   const intake = new Intake(journal, config, rejections, { limits: config.limits, clock, gaps, storage });
   const batches = await BatchBook.open(db, journal, {
     gatewayId: config.gatewayId, key, clock, logger: logger.child({ module: 'batches' }),

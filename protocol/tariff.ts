@@ -468,11 +468,12 @@ function localDay(format: Intl.DateTimeFormat, ms: number): string {
 
 /**
  * The period `atIso` falls in, in the tariff's time zone: '2026-11' (month) or
- * '2026-11-27' (day). Formats at most twice per 15 minutes of time per zone.
+ * '2026-11-27' (day). Formats at most twice per 15 minutes of time per zone. `atMs`, when
+ * given, is `atIso` already parsed to epoch ms (sub-millisecond digits floored) by the caller.
  */
-export function periodOf(t: TariffVersion, atIso: string): string {
+export function periodOf(t: TariffVersion, atIso: string, atMs?: number): string {
   const { version } = prepared(t);
-  const ms = instantMs(atIso, 'at');
+  const ms = atMs ?? instantMs(atIso, 'at');
   const state = zoneState(version.timeZone);
   const bucket = Math.floor(ms / BUCKET_MS);
   let day: string;

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   parseUsageMessage,
@@ -5,6 +6,7 @@ import {
   USAGE_PAYLOAD_BYTES_MAX,
   type UsageParseError,
   type UsageParseResult,
+  usageTimeMs,
   usageTopic,
   validateUsageMessage,
 } from './usage-message.ts';
@@ -279,5 +281,38 @@ describe('MQTT topics', () => {
   it('keeps one device’s topics apart from another’s', () => {
     expect(usageTopic('cnc-7')).not.toBe(usageTopic('cnc-8'));
     expect(rejectionTopic('cnc-7')).not.toBe(usageTopic('cnc-7'));
+  });
+});
+
+describe('usageTimeMs', () => {
+  /** What it replaced: Date.parse, refused unless the fields survive the round trip through toISOString. */
+  const byDate = (time: string): number => {
+    const ms = Date.parse(time);
+    return !Number.isNaN(ms) && new Date(ms).toISOString().slice(0, 19) === time.slice(0, 19) ? ms : Number.NaN;
+  };
+  const pad = (n: number, width: number): string => String(n).padStart(width, '0');
+
+  it('agrees with Date.parse on every date, clock and fraction, real or not (2·10^4 cases)', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 9999 }), fc.integer({ min: 0, max: 13 }), fc.integer({ min: 0, max: 32 }),
+        fc.integer({ min: 0, max: 25 }), fc.integer({ min: 0, max: 60 }), fc.integer({ min: 0, max: 60 }),
+        fc.option(fc.stringMatching(/^[0-9]{1,9}$/)),
+        (year, month, day, hour, minute, second, fraction) => {
+          const time = `${pad(year, 4)}-${pad(month, 2)}-${pad(day, 2)}T${pad(hour, 2)}:${pad(minute, 2)}:${pad(second, 2)}${fraction ? `.${fraction}` : ''}Z`;
+          expect(usageTimeMs(time)).toBe(byDate(time));
+        },
+      ),
+      { numRuns: 20_000 },
+    );
+  });
+
+  it('knows leap years and month ends', () => {
+    expect(usageTimeMs('2028-02-29T00:00:00Z')).toBe(Date.UTC(2028, 1, 29));
+    expect(usageTimeMs('2026-02-29T00:00:00Z')).toBeNaN();
+    expect(usageTimeMs('2000-02-29T23:59:59.999Z')).toBe(Date.UTC(2000, 1, 29, 23, 59, 59, 999));
+    expect(usageTimeMs('2100-02-29T00:00:00Z')).toBeNaN();
+    expect(usageTimeMs('2026-04-31T00:00:00Z')).toBeNaN();
+    expect(usageTimeMs('2026-11-27T24:00:00Z')).toBeNaN();
   });
 });

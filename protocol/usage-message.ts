@@ -71,14 +71,43 @@ function fail(reason: UsageParseErrorReason, field: string | undefined, detail: 
   return { ok: false, error: field === undefined ? { reason, detail } : { reason, field, detail } };
 }
 
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/** The digit at `at` of an ASCII string as a number (the caller has checked the shape). */
+const digit = (text: string, at: number): number => text.charCodeAt(at) - 48;
+
 /**
- * True when `time`'s date and clock name a real instant. Date.parse alone rolls
- * 2026-02-30 over to March 2 and reads T24:00:00 as the next midnight (RFC 3339 §5.6:
- * hour is 00-23, mday as the month allows), so the fields must survive the round trip.
+ * Epoch ms (sub-millisecond digits floored) of a usage message's `time`, or NaN when it is
+ * not an RFC 3339 UTC timestamp or its date and clock name no real instant: 2026-02-30 and T24:00:00 are refused
+ * (RFC 3339 §5.6: hour is 00-23, mday as the month allows), where Date.parse would roll
+ * them over. Plain arithmetic, no Date and no regex: this runs for every usage message.
  */
-function isCalendarTime(time: string): boolean {
-  const ms = Date.parse(time);
-  return !Number.isNaN(ms) && new Date(ms).toISOString().slice(0, 19) === time.slice(0, 19);
+export function usageTimeMs(time: string): number {
+  if (!RFC3339_UTC.test(time)) return Number.NaN;
+  const year = digit(time, 0) * 1000 + digit(time, 1) * 100 + digit(time, 2) * 10 + digit(time, 3);
+  const month = digit(time, 5) * 10 + digit(time, 6);
+  const day = digit(time, 8) * 10 + digit(time, 9);
+  const hour = digit(time, 11) * 10 + digit(time, 12);
+  const minute = digit(time, 14) * 10 + digit(time, 15);
+  const second = digit(time, 17) * 10 + digit(time, 18);
+  const leapYear = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  if (month < 1 || month > 12 || day < 1 || day > DAYS_IN_MONTH[month - 1]! + (month === 2 && leapYear ? 1 : 0) || hour > 23 || minute > 59 || second > 59) return Number.NaN;
+  let ms = 0;
+  if (time.charCodeAt(19) === 46 /* . */) {
+    for (let at = 20, scale = 100; at < 23; at += 1, scale /= 10) {
+      const d = digit(time, at);
+      if (d < 0 || d > 9) break;
+      ms += d * scale;
+    }
+  }
+  // Days from 1970-01-01 of a proleptic Gregorian date (civil-from-days, inverted).
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yearOfEra = y - era * 400;
+  const dayOfYear = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
+  const dayOfEra = yearOfEra * 365 + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100) + dayOfYear;
+  const days = era * 146_097 + dayOfEra - 719_468;
+  return ((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + ms;
 }
 
 /** One decoder for all messages; `fatal` makes invalid UTF-8 an error instead of U+FFFD. */
@@ -137,7 +166,7 @@ export function validateUsageMessage(value: unknown): UsageParseResult {
     if (typeof epoch !== 'string' || !ID_PATTERN.test(epoch)) return fail('invalid_field', 'epoch', 'epoch must be 1-63 of a-z 0-9 . _ - starting with a letter or digit');
   }
   if (typeof unit !== 'string' || !UNIT.test(unit)) return fail('invalid_field', 'unit', 'unit must be 1-32 letters, digits, _ or -');
-  if (typeof time !== 'string' || !RFC3339_UTC.test(time) || !isCalendarTime(time)) {
+  if (typeof time !== 'string' || Number.isNaN(usageTimeMs(time))) {
     return fail('invalid_field', 'time', 'time must be an RFC 3339 UTC timestamp like 2026-11-27T15:00:00.000Z');
   }
   if (sig !== undefined && (typeof sig !== 'string' || !SIGNATURE.test(sig))) return fail('invalid_field', 'sig', 'sig must be 128 lower-case hex digits (an Ed25519 signature)');

@@ -3,7 +3,7 @@
  * price, append durably. Resolves only after the record is on disk; throws only when
  * it could not be stored (the caller then must not acknowledge).
  */
-import { parseUsageMessage, type UsageMessage } from '../../protocol/usage-message.ts';
+import { parseUsageMessage, usageTimeMs, type UsageMessage } from '../../protocol/usage-message.ts';
 import type { Journal } from '../ledger/journal.ts';
 import { priceUsage } from '../ledger/pricing.ts';
 import { TariffBook } from '../ledger/tariff-book.ts';
@@ -37,7 +37,7 @@ export class Intake {
   readonly #rejections: RejectionLog;
   #accepted = 0;
   #duplicates = 0;
-  readonly #activity = new Map<string, DeviceActivity>();
+  readonly #activity = new Map<string, DeviceActivity & { lastSeenAtMs: number }>();
 
   /** Missing sequence numbers per device, shown to the operator. */
   readonly gaps: SequenceGaps;
@@ -67,22 +67,26 @@ export class Intake {
 
   /** What each device sent since start. */
   activity(deviceId: string): DeviceActivity {
-    return this.#activity.get(deviceId) ?? { accepted: 0, duplicates: 0, rejected: 0 };
+    const seen = this.#activity.get(deviceId);
+    if (!seen) return { accepted: 0, duplicates: 0, rejected: 0 };
+    const { lastSeenAtMs, ...activity } = seen;
+    return { ...activity, lastSeenAt: new Date(lastSeenAtMs).toISOString() };
   }
 
-  #touch(deviceId: string): DeviceActivity {
+  #touch(deviceId: string): DeviceActivity & { lastSeenAtMs: number } {
     let activity = this.#activity.get(deviceId);
     if (!activity) {
-      activity = { accepted: 0, duplicates: 0, rejected: 0 };
+      activity = { accepted: 0, duplicates: 0, rejected: 0, lastSeenAtMs: 0 };
       this.#activity.set(deviceId, activity);
     }
-    activity.lastSeenAt = new Date().toISOString();
+    // A number per message; the text is made when someone asks (activity()).
+    activity.lastSeenAtMs = Date.now();
     return activity;
   }
 
-  async submit(device: DeviceEntry, topic: string, payload: Uint8Array): Promise<IntakeResult> {
+  submit(device: DeviceEntry, topic: string, payload: Uint8Array): Promise<IntakeResult> {
     const parsed = parseUsageMessage(payload);
-    if (!parsed.ok) return this.#reject(device.id, topic, parsed.error.reason, parsed.error.field, parsed.error.detail);
+    if (!parsed.ok) return Promise.resolve(this.#reject(device.id, topic, parsed.error.reason, parsed.error.field, parsed.error.detail));
     return this.accept(device, topic, parsed.message);
   }
 
@@ -91,14 +95,18 @@ export class Intake {
     if (message.deviceId !== device.id) {
       return this.#reject(device.id, topic, 'device_mismatch', 'deviceId', `message names device ${message.deviceId} but was sent by ${device.id}`);
     }
-    const timeProblem = this.#checkTime(message.time);
+    // Parsed once here for the clock check, the tariff lookup and the period.
+    const parsedMs = usageTimeMs(message.time);
+    const atMs = Number.isNaN(parsedMs) ? Date.parse(message.time) : parsedMs;
+    const timeProblem = this.#checkTime(message.time, atMs);
     if (timeProblem) return this.#reject(device.id, topic, timeProblem.reason, 'time', timeProblem.detail);
     const signatureProblem = checkDeviceSignature(message, device);
     if (signatureProblem) return this.#reject(device.id, topic, signatureProblem.reason, 'sig', signatureProblem.detail);
-    const priced = priceUsage(message, device, this.#config, this.tariffs);
+    const priced = priceUsage(message, device, this.#config, this.tariffs, atMs);
     if (!priced.ok) return this.#reject(device.id, topic, priced.reason, priced.field, priced.detail);
     // Throws StorageLowError: the caller must not acknowledge, the device keeps the message.
-    await this.#storage?.check();
+    const checking = this.#storage?.check();
+    if (checking) await checking;
     const result = await this.#journal.append(priced.draft, priced.tariff);
     const activity = this.#touch(device.id);
     switch (result.status) {
@@ -123,8 +131,7 @@ export class Intake {
   }
 
   /** Future times are clock trouble or forgery; very old ones are replays of long-gone usage. */
-  #checkTime(time: string): { reason: 'time_in_future' | 'time_too_old'; detail: string } | undefined {
-    const atMs = Date.parse(time);
+  #checkTime(time: string, atMs: number): { reason: 'time_in_future' | 'time_too_old'; detail: string } | undefined {
     const nowMs = this.#clock().getTime();
     if (atMs > nowMs + this.#limits.clockSkewMaxMs) {
       return { reason: 'time_in_future', detail: `time ${time} is more than ${this.#limits.clockSkewMaxMs / 1000} s ahead of the gateway clock` };

@@ -58,6 +58,8 @@ function certifiedDeviceId(client: Client): string | undefined {
 /** Per connection: a token bucket for the message rate and a count of messages in flight. */
 interface DeviceSession {
   device: DeviceEntry;
+  /** The device's usage topic, built once per connection. */
+  usageTopic: string;
   tokens: number;
   refilledAtMs: number;
   inflight: number;
@@ -128,7 +130,7 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
           refuse(client, '', 'auth_failed', `wrong password or unknown device ${deviceId}`);
           return done(authError('bad credentials', BAD_USERNAME_OR_PASSWORD), false);
         }
-        sessions.set(client, { device, tokens: limits.deviceRatePerSMax, refilledAtMs: Date.now(), inflight: 0 });
+        sessions.set(client, { device, usageTopic: usageTopic(device.id), tokens: limits.deviceRatePerSMax, refilledAtMs: Date.now(), inflight: 0 });
         done(null, true);
       }, (error: unknown) => done(authError(`authentication failed: ${(error as Error).message}`, NOT_AUTHORIZED), false));
     },
@@ -147,7 +149,7 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
         options.sparkplug.receive(session.device, packet.topic, packet.payload as Buffer).then(() => done(null), (error: unknown) => done(error as Error));
         return;
       }
-      if (!session || packet.topic !== usageTopic(session.device.id)) {
+      if (!session || packet.topic !== session.usageTopic) {
         refuse(client, packet.topic, 'topic_not_allowed', `device ${client.id} may publish only to ${usageTopic(client.id)}`);
         return done(new Error('topic not allowed')); // aedes closes the connection (MQTT-3.3.5-2)
       }
@@ -168,6 +170,17 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
       });
     },
   });
+
+  // A usage message ends at the ledger: authorizeSubscribe lets nobody subscribe to a
+  // usage topic, so aedes's routing after the PUBACK (a packet copy, the retained store,
+  // a topic-tree match, the offline-queue lookup) would only cost time and garbage on
+  // every message. Everything else (rejection notices, Sparkplug) is routed as usual.
+  const route = broker.publish.bind(broker) as unknown as (packet: PublishPacket, client: Client | null, done?: (error?: Error) => void) => void;
+  (broker as unknown as { publish: typeof route }).publish = (packet, client, done) => {
+    if (typeof client === 'function') return route(packet, null, client);
+    if (client && sessions.get(client)?.usageTopic === packet.topic) return done?.();
+    route(packet, client, done);
+  };
 
   const notify = (client: Client, body: Record<string, unknown>): void => {
     broker.publish({ cmd: 'publish', topic: rejectionTopic(client.id), payload: Buffer.from(JSON.stringify(body)), qos: 1, retain: false, dup: false }, () => {});

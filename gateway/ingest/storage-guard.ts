@@ -24,17 +24,26 @@ export class StorageGuard {
     return this.#freeBytes;
   }
 
-  /** Throws StorageLowError when free space is under the floor. */
-  async check(): Promise<void> {
-    if (Date.now() - this.#checkedAtMs > 1_000) {
-      this.#checking ??= statfs(this.#dir).then((stats) => {
-        this.#freeBytes = Number(stats.bavail) * Number(stats.bsize);
-        this.#checkedAtMs = Date.now();
-      }).finally(() => {
-        this.#checking = undefined;
-      });
-      await this.#checking;
+  /**
+   * Throws (or rejects with) StorageLowError when free space is under the floor. Returns
+   * nothing, synchronously, while the last reading is fresh and fine: it runs for every
+   * usage message, and an await per message costs a promise and a microtask.
+   */
+  check(): Promise<void> | undefined {
+    if (Date.now() - this.#checkedAtMs <= 1_000) {
+      this.#throwIfLow();
+      return undefined;
     }
+    this.#checking ??= statfs(this.#dir).then((stats) => {
+      this.#freeBytes = Number(stats.bavail) * Number(stats.bsize);
+      this.#checkedAtMs = Date.now();
+    }).finally(() => {
+      this.#checking = undefined;
+    });
+    return this.#checking.then(() => this.#throwIfLow());
+  }
+
+  #throwIfLow(): void {
     if (this.#freeBytes < this.#freeBytesMin) {
       throw new StorageLowError(`Cannot accept usage: ${Math.floor(this.#freeBytes / 1_048_576)} MiB free on the data disk, the floor is ${Math.floor(this.#freeBytesMin / 1_048_576)} MiB`);
     }

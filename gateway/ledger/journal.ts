@@ -267,6 +267,9 @@ export class Journal {
     const base = this.#tip;
     let head = base;
     const receivedAt = this.#options.clock().toISOString();
+    // Counter and period states are written once per group, their last value: records of
+    // one payer's period share a key, and a put per record cost LevelDB work for nothing.
+    const groupStates = new Map<string, string>();
     drafts.forEach((draft, i) => {
       const dedupKey = dedupKeys[i]!;
       const closing = draft.kind === 'minimum';
@@ -286,7 +289,7 @@ export class Journal {
         priced = outcome.record;
         const state: CounterState = { epoch: draft.counter.epoch, reading: draft.counter.reading, seq: draft.seq };
         this.#pendingCounters.set(counterKey, { state, groupNo });
-        ops.push({ type: 'put', key: counterKey, value: JSON.stringify(state) });
+        groupStates.set(counterKey, JSON.stringify(state));
       }
       const tariff = tariffs[i];
       if (tariff) {
@@ -306,7 +309,7 @@ export class Journal {
         priced.amountNano = (closing ? minimumTopUpNano(tariff, before) : marginalChargeNano(tariff, before, quantity, state.closed)).toString();
         const next: PeriodState = { quantity: before + quantity, closed: state.closed || closing };
         this.#pendingPeriods.set(periodKey, { ...next, groupNo });
-        ops.push({ type: 'put', key: periodKey, value: next.closed ? `{"q":"${next.quantity}","closed":true}` : `{"q":"${next.quantity}"}` });
+        groupStates.set(periodKey, next.closed ? `{"q":"${next.quantity}","closed":true}` : `{"q":"${next.quantity}"}`);
       }
       // The draft is ours alone (made by priceUsage for this append): complete it in place
       // rather than copy a 17-field object per record.
@@ -331,6 +334,7 @@ export class Journal {
       head = { index: record.index, hash };
       results.push({ status: 'accepted', index: record.index });
     });
+    for (const [key, value] of groupStates) ops.push({ type: 'put', key, value });
     let checkpoint: SignedCheckpoint | undefined;
     if (ops.length > 0) {
       ops.push({ type: 'put', key: keys.head, value: JSON.stringify(head) });

@@ -17,7 +17,8 @@ export type PricingResult =
   | { ok: true; draft: RecordDraft; tariff: TariffVersion }
   | { ok: false; reason: 'unknown_meter' | 'meter_not_allowed' | 'unit_mismatch' | 'no_tariff'; field: string; detail: string };
 
-export function priceUsage(message: UsageMessage, device: DeviceEntry, config: Pick<GatewayConfig, 'meters'>, tariffs: TariffBook): PricingResult {
+/** `atMs`: the message's time as epoch ms when the caller has parsed it already. */
+export function priceUsage(message: UsageMessage, device: DeviceEntry, config: Pick<GatewayConfig, 'meters'>, tariffs: TariffBook, atMs?: number): PricingResult {
   const meter = config.meters[message.meter];
   if (!meter) {
     return { ok: false, reason: 'unknown_meter', field: 'meter', detail: `meter ${message.meter} is not configured on this gateway` };
@@ -28,7 +29,7 @@ export function priceUsage(message: UsageMessage, device: DeviceEntry, config: P
   if (message.unit !== meter.unit) {
     return { ok: false, reason: 'unit_mismatch', field: 'unit', detail: `meter ${message.meter} counts in ${meter.unit}, not ${message.unit}` };
   }
-  const priced = tariffs.tariffFor(message.meter, device.payer, message.time);
+  const priced = tariffs.tariffFor(message.meter, device.payer, message.time, atMs);
   if (!priced) {
     return { ok: false, reason: 'no_tariff', field: 'time', detail: `no tariff for meter ${message.meter} is in force at ${message.time}` };
   }
@@ -44,7 +45,7 @@ export function priceUsage(message: UsageMessage, device: DeviceEntry, config: P
     payer: device.payer,
     tariff: priced.tariff.id,
     tariffHash: priced.hash,
-    period: periodOf(priced.tariff, message.time),
+    period: periodOf(priced.tariff, message.time, atMs),
     periodQtyBefore: '0',
     currency: priced.tariff.currency,
     amountNano: '0',

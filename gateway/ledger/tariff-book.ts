@@ -70,11 +70,11 @@ export class TariffBook {
     }
   }
 
-  /** The tariff in force for `payer` on `meter` at `atIso`; undefined before the first version or for an unknown meter. */
-  tariffFor(meter: string, payer: string, atIso: string): PricedTariff | undefined {
+  /** The tariff in force for `payer` on `meter` at `atIso` (`parsedMs`: the same instant as epoch ms, when the caller has it); undefined before the first version or for an unknown meter. */
+  tariffFor(meter: string, payer: string, atIso: string, parsedMs?: number): PricedTariff | undefined {
     const starts = this.#startsMs.get(meter);
     if (!starts) return undefined;
-    const atMs = Date.parse(atIso);
+    const atMs = parsedMs ?? Date.parse(atIso);
     let start: (typeof starts)[number] | undefined;
     for (let i = starts.length - 1; i >= 0; i -= 1) {
       if (starts[i]!.fromMs <= atMs) {
