@@ -31,6 +31,7 @@ import { keys, type LedgerDb } from './ledger-db.ts';
 import { signatureVerifier } from './node-signature.ts';
 import type { ChainHead } from './journal.ts';
 import { readTrustedHead } from './trusted-head.ts';
+import { recordSummaryOf, type RecordSummary } from './record-summary.ts';
 
 export interface ChainReport {
   ok: boolean;
@@ -47,7 +48,7 @@ export interface ChainReport {
 
 export interface VerifyChainOptions {
   /** Sees every record once, in order: start-up rebuilds its in-memory views from the same pass. */
-  onRecord?: (record: UsageRecord) => void;
+  onRecord?: (record: RecordSummary) => void;
   /** Path of the trusted head file; without it a lost tail that took the head key with it goes unseen. */
   trustedHeadFile?: string;
   /** Check stored batch headers against their records too (default true). */
@@ -104,12 +105,12 @@ class ChainWalk {
   lastHash = ZERO_HASH_HEX;
   /** Stored hashes at the indices checkpoints, batches and the trusted head name. */
   readonly hashesWanted: Map<number, string | undefined>;
-  readonly onRecord: ((record: UsageRecord) => void) | undefined;
+  readonly onRecord: ((record: RecordSummary) => void) | undefined;
   readonly audit: BatchAudit | undefined;
   readonly #needsRecord: boolean;
   #input = Buffer.alloc(4_096);
 
-  constructor(wanted: Iterable<number>, onRecord: ((record: UsageRecord) => void) | undefined, audit: BatchAudit | undefined) {
+  constructor(wanted: Iterable<number>, onRecord: ((record: RecordSummary) => void) | undefined, audit: BatchAudit | undefined) {
     this.hashesWanted = new Map([...wanted].map((index) => [index, undefined]));
     this.onRecord = onRecord;
     this.audit = audit;
@@ -125,14 +126,14 @@ class ChainWalk {
     let recordText: string;
     let prevHash: string;
     let hash: string;
-    let record: UsageRecord | undefined;
+    let record: RecordSummary | undefined;
     const end = text.length;
     try {
       if (text.startsWith(ENTRY_HEAD) && text.startsWith(',"prevHash":"', end - PREV_HASH_AT_END) && text.startsWith('","hash":"', end - HASH_AT_END) && text.endsWith('"}')) {
         recordText = text.slice(ENTRY_HEAD.length, end - PREV_HASH_AT_END);
         prevHash = text.slice(end - PREV_HASH_AT_END + 13, end - HASH_AT_END);
         hash = text.slice(end - HASH_AT_END + 10, end - 2);
-        if (this.#needsRecord) record = JSON.parse(recordText) as UsageRecord;
+        if (this.#needsRecord) record = recordSummaryOf(recordText);
       } else {
         // Another writer's layout (members in another order, spaces): read it the slow way.
         ({ record, prevHash, hash } = JSON.parse(text) as { record: UsageRecord; prevHash: string; hash: string });
@@ -146,15 +147,18 @@ class ChainWalk {
     let intact = recordText !== '' && this.#chainHash(prevHash, recordText) === hash;
     let index = record ? record.index : indexOf(recordText);
     if (!intact || Number.isNaN(index)) {
+      // The whole record: its canonical form is what the chain may have hashed.
+      let full: UsageRecord;
       try {
-        record ??= JSON.parse(recordText) as UsageRecord;
+        full = recordText === '' ? record as UsageRecord : JSON.parse(recordText) as UsageRecord;
       } catch (error) {
         this.note(problem.unreadable(at, (error as Error).message));
         return;
       }
-      index = record.index;
+      record = full;
+      index = full.index;
       try {
-        canonical = canonicalRecordJson(record);
+        canonical = canonicalRecordJson(full);
         intact ||= canonical !== recordText && this.#chainHash(prevHash, canonical) === hash;
       } catch {
         // Not even canonicalisable (a lone surrogate, say): it cannot be what was hashed.
@@ -226,7 +230,7 @@ async function walkJournal(db: LedgerDb, walk: ChainWalk): Promise<void> {
 }
 
 /** `gatewayKeys`: the gateway's key history (or its one key); a signature is checked with the key its keyId names. */
-export async function verifyChain(db: LedgerDb, gatewayKeys: Pick<SigningKey, 'publicKey'> | ReadonlyArray<Pick<SigningKey, 'publicKey'>>, options: VerifyChainOptions | ((record: UsageRecord) => void) = {}): Promise<ChainReport> {
+export async function verifyChain(db: LedgerDb, gatewayKeys: Pick<SigningKey, 'publicKey'> | ReadonlyArray<Pick<SigningKey, 'publicKey'>>, options: VerifyChainOptions | ((record: RecordSummary) => void) = {}): Promise<ChainReport> {
   const startedMs = performance.now();
   // A bare function is the older form: the onRecord visitor alone.
   const { onRecord, trustedHeadFile, batches = true } = typeof options === 'function' ? { onRecord: options } : options;

@@ -6,7 +6,8 @@
  * verifyChain hands every record with its canonical text to `see`.
  */
 import { toHex } from '../../protocol/hash.ts';
-import type { BatchHeader, SignedBatchHeader, UsageRecord } from '../../protocol/usage-record.ts';
+import type { BatchHeader, SignedBatchHeader } from '../../protocol/usage-record.ts';
+import type { RecordSummary } from '../ledger/record-summary.ts';
 import { keys, type LedgerDb } from '../ledger/ledger-db.ts';
 import type { GatewaySignatureCheck } from '../ledger/verify-chain.ts';
 import { MerkleRootBuilder } from './merkle-root-builder.ts';
@@ -73,7 +74,7 @@ export class BatchAudit {
   }
 
   /** One journal record, in journal order, with its canonical JSON text (§5). */
-  see(record: UsageRecord, canonicalText: string): void {
+  see(record: RecordSummary, canonicalText: string): void {
     const group = this.#byPayer.get(record.payer)?.get(record.currency);
     if (!group) return;
     let batch = group.batches[group.next];
