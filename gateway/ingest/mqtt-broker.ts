@@ -63,6 +63,8 @@ interface DeviceSession {
   tokens: number;
   refilledAtMs: number;
   inflight: number;
+  /** Its socket is corked until the next tick (corkUntilNextTick). */
+  corked: boolean;
 }
 
 /** A rate-limited message waits at most this long for a token before it is refused unacknowledged. */
@@ -77,13 +79,18 @@ export interface MqttBroker {
 /**
  * A group commit releases hundreds of acks in one burst of microtasks; corking the
  * socket until the next tick sends each connection's acks in one write instead of one
- * syscall each.
+ * syscall each. Once per connection and tick, not once per ack.
  */
-function corkUntilNextTick(client: Client): void {
+function corkUntilNextTick(client: Client, session: DeviceSession): void {
+  if (session.corked) return;
   const conn = (client as unknown as { conn?: Socket }).conn;
   if (!conn || conn.destroyed) return;
   conn.cork();
-  process.nextTick(() => conn.uncork());
+  session.corked = true;
+  process.nextTick(() => {
+    session.corked = false;
+    conn.uncork();
+  });
 }
 
 class RateLimitedError extends Error {
@@ -130,7 +137,7 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
           refuse(client, '', 'auth_failed', `wrong password or unknown device ${deviceId}`);
           return done(authError('bad credentials', BAD_USERNAME_OR_PASSWORD), false);
         }
-        sessions.set(client, { device, usageTopic: usageTopic(device.id), tokens: limits.deviceRatePerSMax, refilledAtMs: Date.now(), inflight: 0 });
+        sessions.set(client, { device, usageTopic: usageTopic(device.id), tokens: limits.deviceRatePerSMax, refilledAtMs: Date.now(), inflight: 0, corked: false });
         done(null, true);
       }, (error: unknown) => done(authError(`authentication failed: ${(error as Error).message}`, NOT_AUTHORIZED), false));
     },
@@ -160,7 +167,7 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
       session.inflight += 1;
       receiveUsage(client, session, packet).then(() => {
         session.inflight -= 1;
-        corkUntilNextTick(client);
+        corkUntilNextTick(client, session);
         done(null);
       }, (error: unknown) => {
         session.inflight -= 1;
