@@ -93,7 +93,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const fleet = startFleet({ mqttUrl: `mqtt://127.0.0.1:${gateway.mqttPort}`, devices: setup.simDevices, speed: Number(values.speed ?? 1), stateDir: path.join(dir, 'sim-state') });
   say(`  machines       ${setup.simDevices.map((d) => `${d.id} (${d.kind})`).join(', ')} · seed ${fleet.seed}`);
   say(`\n  Dashboard      ${gateway.httpUrl}/`);
-  say(`  Login          ${gateway.operatorLogin.username} / ${gateway.operatorLogin.password ?? '(unchanged)'}   (new each demo start)`);
+  say(`  Set up login   ${gateway.operatorSetup?.link ?? '(an operator exists)'}   (one-time link, new each demo start)`);
   say(`\nBatches are sealed on '${config.settlement.sealCron}' (cron) and paid through the sandbox bank. Ctrl-C to stop.\n`);
 
   const progress = setInterval(() => {

@@ -13,7 +13,7 @@ ledger, scheduled batch settlement through the pay-by-bank API, and the operator
 
 Options:
   --config FILE    JSON config file (or MB_CONFIG); see README "Configuration"
-  --reset-login    make a new operator password and print it once
+  --reset-login    remove every operator account and print a new setup link
   -h, --help       show this help
 
 Environment (overrides the file): ${CONFIG_ENV_VARS.join(', ')}
@@ -30,8 +30,9 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
   const gateway = await startGateway(config, { logger, resetOperatorLogin: values['reset-login'] ?? false });
   const mqttLine = config.mqtt.mode === 'embedded' ? `mqtt://${config.mqtt.host}:${gateway.mqttPort}` : `bridged to ${config.mqtt.external!.url}`;
   process.stdout.write(`meterbridge gateway ${config.gatewayId}\n  MQTT      ${mqttLine}\n  dashboard ${gateway.httpUrl}/\n`);
-  if (gateway.operatorLogin.password) {
-    process.stdout.write(`  operator login (shown once): ${gateway.operatorLogin.username} / ${gateway.operatorLogin.password}\n`);
+  if (gateway.operatorSetup) {
+    // Not through the logger: the link is a secret, shown once to whoever started the gateway.
+    process.stdout.write(`  no operator yet: set one up with this one-time link (valid until ${gateway.operatorSetup.expiresAt}):\n    ${gateway.operatorSetup.link}\n`);
   }
   await untilSignal();
   await gateway.stop();

@@ -146,6 +146,8 @@ export const configSchema = z.strictObject({
     host: z.string().default('127.0.0.1'),
     port: port.default(8080),
     sessionTtlMs: z.number().int().min(60_000).max(7 * 24 * 3_600_000).default(8 * 3_600_000),
+    /** A file holding a token: then /healthz and /metrics need `Authorization: Bearer <token>` (default: open, for a local agent). */
+    metricsTokenFile: z.string().min(1).optional(),
   }).prefault({}),
   meters: z.record(id, meter).refine((m) => Object.keys(m).length > 0, { message: 'at least one meter is required' }),
   tariffs: z.record(id, tariff),

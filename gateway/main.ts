@@ -1,12 +1,15 @@
 /**
  * Composition root: config in, parts built and wired, started. Nothing else lives here.
  */
+import { readFileSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import { fromHex, toHex } from '../protocol/hash.ts';
 import type { GatewayConfig } from './config.ts';
 import { DeviceRegistry } from './ingest/device-registry.ts';
 import { Intake } from './ingest/intake.ts';
+import { IngestRates } from './ingest/ingest-rate.ts';
 import { startGpioInputs, type GpioInputs } from './ingest/gpio-intake.ts';
 import { startMqttBridge } from './ingest/mqtt-bridge.ts';
 import { SparkplugIntake } from './ingest/sparkplug-intake.ts';
@@ -17,7 +20,7 @@ import { SequenceGaps } from './ingest/sequence-gaps.ts';
 import { StorageGuard } from './ingest/storage-guard.ts';
 import { loadKeyring } from './ledger/gateway-key.ts';
 import { Journal } from './ledger/journal.ts';
-import { openLedgerDb, type LedgerDb } from './ledger/ledger-db.ts';
+import { keys, openLedgerDb, type LedgerDb } from './ledger/ledger-db.ts';
 import { tariffSchedules } from './ledger/tariff-book.ts';
 import { closeEndedPeriods } from './ledger/period-close.ts';
 import { statementService } from './settlement/statement.ts';
@@ -33,9 +36,23 @@ import { SettlementSchedule, settlementPlans } from './settlement/schedule.ts';
 import { Settler } from './settlement/settler.ts';
 import { openVrpClient } from './settlement/bank-connection.ts';
 import { createMetrics } from './web/metrics.ts';
-import { ensureOperatorLogin } from './web/operator-login.ts';
+import { AuditLog } from './web/audit-log.ts';
+import { operatorActions } from './web/operator-actions.ts';
+import { OperatorAccounts } from './web/operators.ts';
 import { startWebServer } from './web/server.ts';
 import { takeSnapshot, type Snapshot } from './web/snapshot.ts';
+
+/** The first operator's setup link works this long; a restart makes a new one while nobody is set up. */
+const SETUP_LINK_TTL_MS = 24 * 3_600_000;
+
+/** The package version, for the operator page. */
+const VERSION = ((): string => {
+  try {
+    return (JSON.parse(readFileSync(path.join(import.meta.dirname, '..', 'package.json'), 'utf8')) as { version?: string }).version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+})();
 
 export interface GatewayRuntimeOptions {
   logger: Logger;
@@ -51,8 +68,8 @@ export interface Gateway {
   /** Resolves when usage can flow (external mode: subscribed to the broker). */
   mqttReady: Promise<void>;
   httpUrl: string;
-  /** Present only when the operator password was just made: show it once. */
-  operatorLogin: { username: string; password?: string };
+  /** Present while no operator is set up: the one-time link to set up the first one (show it once). */
+  operatorSetup?: { link: string; expiresAt: string };
   publicKeyHex: string;
   chainReport: ChainReport;
   journal: Journal;
@@ -62,7 +79,8 @@ export interface Gateway {
   db: LedgerDb;
   snapshot(): Promise<Snapshot>;
   /** Seals every payer's open records now (the operator's; each payer's schedule seals its own). */
-  sealNow(): Promise<void>;
+  /** The numbers of the batches it made. */
+  sealNow(): Promise<number[]>;
   stop(): Promise<void>;
 }
 
@@ -71,6 +89,8 @@ interface UsageSource {
   /** Embedded mode: the port devices connect to; external mode: 0. */
   port: number;
   connectedDevices(): string[];
+  /** Embedded mode: closes a device's connection (after a revoke or rotate); external mode cannot. */
+  disconnect?: (deviceId: string) => void;
   close(): Promise<void>;
   /** External mode: resolves once subscribed to the broker. */
   ready?: Promise<void>;
@@ -83,7 +103,7 @@ interface UsageSource {
 }
 
 function brokerApi(broker: MqttBroker): UsageSource {
-  return { port: broker.port, connectedDevices: () => broker.connectedDevices(), close: () => broker.close() };
+  return { port: broker.port, connectedDevices: () => broker.connectedDevices(), disconnect: (deviceId) => broker.disconnect(deviceId), close: () => broker.close() };
 }
 
 function sparkplugIntakeFor(config: Readonly<GatewayConfig>, parts: { registry: DeviceRegistry; intake: Intake; rejections: RejectionLog; logger: Logger }): SparkplugIntake | undefined {
@@ -130,12 +150,16 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
   const { logger } = options;
   const clock = options.clock ?? (() => new Date());
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-  const registry = DeviceRegistry.load(config.devicesFile, {
+  const startedAtMs = Date.now();
+  const knownDevices = {
     meterCurrencies: Object.fromEntries([...tariffSchedules(config)].map(([meter, schedule]) => [meter, schedule.versions.at(-1)!.currency])),
     payerCurrencies: Object.fromEntries(Object.entries(config.payers).map(([payer, p]) => [payer, p.currency])),
     devicesMax: config.limits.devicesMax,
-  });
-  const operatorLogin = await ensureOperatorLogin(config.dataDir, { reset: options.resetOperatorLogin ?? false });
+  };
+  const registry = DeviceRegistry.load(config.devicesFile, knownDevices);
+  const accounts = await OperatorAccounts.open(config.dataDir);
+  if (options.resetOperatorLogin) await accounts.resetAll();
+  const metricsToken = config.http.metricsTokenFile ? (await readFile(config.http.metricsTokenFile, 'utf8')).trim() : undefined;
   // The ledger's LevelDB lock first: `meterbridge key rotate` holds it while it changes the keyring.
   const db = await openLedgerDb(`${config.dataDir}/ledger`);
   const keyring = await loadKeyring(config.dataDir).catch(async (error: unknown) => {
@@ -173,7 +197,8 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
   const rejections = new RejectionLog(config.limits.rejectionsKept);
   const storage = new StorageGuard(config.dataDir, config.limits.diskFreeBytesMin);
   await Promise.resolve().then(() => storage.check()).catch((error: unknown) => logger.error({ err: (error as Error).message }, 'data disk below its floor: usage will be refused'));
-  const intake = new Intake(journal, config, rejections, { limits: config.limits, clock, gaps, storage });
+  const rates = new IngestRates(config.limits.devicesMax);
+  const intake = new Intake(journal, config, rejections, { limits: config.limits, clock, gaps, storage, rates });
   const batches = await BatchBook.open(db, journal, {
     gatewayId: config.gatewayId, key, clock, logger: logger.child({ module: 'batches' }),
     closePeriods: () => closeEndedPeriods(db, journal, intake.tariffs, clock()),
@@ -201,14 +226,35 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
     if (chainReport.ok) reconciler.reconcile().catch((error: unknown) => logger.warn({ err: (error as Error).message }, 'reconciliation did not finish; next run later'));
   }, RECONCILE_INTERVAL_MS);
   reconcileTimer.unref();
+  const sealNow = async (): Promise<number[]> => {
+    const sealed = await batches.seal();
+    await settler.tick();
+    return sealed.map((b) => b.batchNo);
+  };
+  // Each payer on its own schedule, its due time kept in LevelDB: clock jumps and restarts run each period once (docs/settlement.md).
+  const seals = bookSeals({ db, book: batches, journal });
+  const schedule = new SettlementSchedule({ db, plans: settlementPlans(config), seals, clock, logger: logger.child({ module: 'schedule' }), afterRun: () => settler.tick() });
   const snapshot = (): Promise<Snapshot> => takeSnapshot({
-    gatewayId: config.gatewayId, keyId: key.keyId, publicKeyHex, chainReport, registry, intake, journal, batches, rejections, connectedDevices: mqtt.connectedDevices, sparkplugEvents: mqtt.sparkplugEvents ?? (() => []),
+    gatewayId: config.gatewayId, keyId: key.keyId, publicKeyHex, version: VERSION, startedAtMs, clock, chainReport, registry, intake, rates, journal, batches, rejections,
+    mqttMode: config.mqtt.mode, brokerConnected: () => mqtt.brokerConnected?.() ?? true, connectedDevices: mqtt.connectedDevices, sparkplugEvents: mqtt.sparkplugEvents ?? (() => []),
     alerts: async () => (await alerts.list({ unacknowledged: true, limit: 50 })).map((a) => ({ alertNo: a.alertNo, at: a.at, kind: a.kind, detail: a.detail, ...(a.batchId === undefined ? {} : { batchId: a.batchId }) })),
+    disk: () => ({ freeBytes: storage.freeBytes, floorBytes: config.limits.diskFreeBytesMin }),
+    bankReach: () => client.reach,
+    payers: Object.fromEntries(Object.entries(config.payers).map(([payer, p]) => [payer, {
+      name: p.name, currency: p.currency, maxIndividualAmount: p.maxIndividualAmount, ...(p.settlement?.settleAtBalance ? { settleAtBalance: p.settlement.settleAtBalance } : {}),
+    }])),
+    schedule: () => schedule.status(),
+    openBalancesNano: () => seals.openBalancesNano(),
+    consentStatus: async (payer) => ((await db.get(keys.consent(payer))) as { status?: string } | undefined)?.status,
   });
   const metrics = createMetrics({ journal, intake, rejections, batches, sparkplugEventCounts: mqtt.sparkplugEventCounts ?? (() => new Map()) });
+  const audit = await AuditLog.open(db, { clock });
+  const actions = operatorActions({
+    devicesFile: config.devicesFile, registry, known: knownDevices, disconnect: mqtt.disconnect, batches, settler, alerts, rates, rejections, sealNow, clock,
+  });
   const web = await startWebServer({
-    host: config.http.host, port: config.http.port, dataDir: config.dataDir, sessionTtlMs: config.http.sessionTtlMs,
-    logger: logger.child({ module: 'web' }), metrics, snapshot,
+    host: config.http.host, port: config.http.port, sessionTtlMs: config.http.sessionTtlMs,
+    logger: logger.child({ module: 'web' }), metrics, snapshot, accounts, audit, actions, ...(metricsToken ? { metricsToken } : {}),
     // The bank's event notifications follow a batch now; the poll stays the fallback (docs/bank-api.md).
     bankEvents: { bankKeys: client.bankSigningKeys, trustAnchor: client.trustAnchor, follow: (paymentId) => settler.follow(paymentId) },
     statements: statementService({
@@ -224,20 +270,20 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
       };
     },
   });
+  // No default password: while no operator exists, a one-time link sets up the first (docs/operator-page.md).
+  let operatorSetup: Gateway['operatorSetup'];
+  if (accounts.needsSetup) {
+    const setup = await accounts.createSetupToken(SETUP_LINK_TTL_MS);
+    operatorSetup = { link: `${web.url}/setup?token=${setup.token}`, expiresAt: setup.expiresAt };
+  }
 
-  const sealNow = async (): Promise<void> => {
-    await batches.seal();
-    await settler.tick();
-  };
-  // Each payer on its own schedule, its due time kept in LevelDB: clock jumps and restarts run each period once (docs/settlement.md).
-  const schedule = new SettlementSchedule({ db, plans: settlementPlans(config), seals: bookSeals({ db, book: batches, journal }), clock, logger: logger.child({ module: 'schedule' }), afterRun: () => settler.tick() });
   await schedule.start();
   settler.start();
   let stopping: Promise<void> | undefined;
   logger.info({ mqttPort: mqtt.port, http: web.url, sealCron: config.settlement.sealCron }, 'gateway started');
 
   return {
-    mqttPort: mqtt.port, mqttReady: mqtt.ready ?? Promise.resolve(), httpUrl: web.url, operatorLogin, publicKeyHex, chainReport, journal, intake, batches, settler, db, snapshot, sealNow,
+    mqttPort: mqtt.port, mqttReady: mqtt.ready ?? Promise.resolve(), httpUrl: web.url, ...(operatorSetup ? { operatorSetup } : {}), publicKeyHex, chainReport, journal, intake, batches, settler, db, snapshot, sealNow,
     stop() {
       // Idempotent: a supervisor, a signal handler and a test may all ask.
       stopping ??= (async () => {

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Snapshot } from '../gateway/web/snapshot.ts';
+import { setUpOperator } from './support/operator-session.ts';
 
 const REPO = path.resolve(import.meta.dirname, '..');
 
@@ -15,7 +16,7 @@ describe('meterbridge demo (what npm start runs)', () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it('prints the dashboard and a one-time login, shows usage flowing and a batch settled, and stops on Ctrl-C', async () => {
+  it('prints the dashboard and a one-time setup link, shows usage flowing and a batch settled, and stops on Ctrl-C', async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'meterbridge-demo-'));
     child = spawn(process.execPath, ['bin/meterbridge.mjs', 'demo', '--dir', dir, '--http-port', '0', '--mqtt-port', '0', '--bank-port', '0', '--speed', '4', '--seal-cron', '*/2 * * * * *'], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -23,14 +24,12 @@ describe('meterbridge demo (what npm start runs)', () => {
     child.stderr!.on('data', (chunk: Buffer) => (out += chunk.toString()));
     const deadline = Date.now() + 30_000;
     let match: RegExpExecArray | null = null;
-    while (!(match = /Dashboard\s+(http:\/\/\S+?)\/?\s[\s\S]*Login\s+operator \/ (\S+)/.exec(out))) {
+    while (!(match = /Dashboard\s+(http:\/\/\S+?)\/?\s[\s\S]*Set up login\s+(http:\/\/\S+)/.exec(out))) {
       if (Date.now() > deadline || child.exitCode !== null) throw new Error(`demo did not start:\n${out}`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    const [, url, password] = match;
-    const login = await fetch(`${url}/login`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `username=operator&password=${encodeURIComponent(password!)}` });
-    expect(login.status).toBe(303);
-    const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
+    const [, url, setupLink] = match;
+    const { cookie } = await setUpOperator(setupLink!);
     let state: Snapshot | undefined;
     while (!state?.batches.some((b) => b.state === 'settled')) {
       if (Date.now() > deadline) throw new Error(`no batch settled within 30 s: ${JSON.stringify(state?.batches)}\n${out}`);

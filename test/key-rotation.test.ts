@@ -8,17 +8,8 @@ import { keys, openLedgerDb } from '../gateway/ledger/ledger-db.ts';
 import { verifyProofBundle, type ProofBundle } from '../protocol/proof-bundle.ts';
 import { generateSigningKey, signPayload } from '../protocol/signing.ts';
 import type { SignedBatchHeader } from '../protocol/usage-record.ts';
+import { logIn, setUpOperator, type OperatorClient } from './support/operator-session.ts';
 import { sendUsage, startTestRig, type TestRig } from './support/test-gateway.ts';
-
-async function login(rig: TestRig, password: string): Promise<string> {
-  const response = await fetch(`${rig.gateway.httpUrl}/login`, {
-    method: 'POST', redirect: 'manual',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ username: 'operator', password }).toString(),
-  });
-  expect(response.status).toBe(303);
-  return response.headers.get('set-cookie')!.split(';')[0]!;
-}
 
 /** `meterbridge key <argv>` with its output captured. */
 async function keyCli(argv: string[]): Promise<{ status: number; out: string; err: string }> {
@@ -44,7 +35,7 @@ describe('gateway key rotation, end to end', () => {
   });
 
   it('keeps receipts the old key signed verifiable after a rotation, and names them when only the new key is trusted', async () => {
-    const password = rig.gateway.operatorLogin.password!;
+    await setUpOperator(rig.gateway.operatorSetup!.link);
     const configFile = path.join(rig.dir, 'gateway.json');
     await writeFile(configFile, JSON.stringify(rig.config));
     const oldKeyHex = rig.gateway.publicKeyHex;
@@ -73,7 +64,7 @@ describe('gateway key rotation, end to end', () => {
     await gateway.sealNow();
 
     const month = new Date().toISOString().slice(0, 7);
-    const cookie = await login(rig, password);
+    const { cookie } = (await logIn(rig.gateway.httpUrl)) as OperatorClient;
     const response = await fetch(`${gateway.httpUrl}/statements/acme-plant/${month}/bundle.json`, { headers: { cookie } });
     expect(response.status).toBe(200);
     const bundle = (await response.json()) as ProofBundle;

@@ -25,6 +25,6 @@ describe('logs', () => {
     for (const device of TEST_DEVICES) expect(text).not.toContain(device.password);
     expect(text).not.toContain('a-wrong-password');
     expect(text).not.toContain('test-bank-token');
-    expect(text).not.toContain(rig.gateway.operatorLogin.password!);
+    expect(text).not.toContain(new URL(rig.gateway.operatorSetup!.link).searchParams.get('token'));
   });
 });

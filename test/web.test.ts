@@ -3,33 +3,32 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyProofBundle } from '../protocol/proof-bundle.ts';
+import { logIn, setUpOperator, TEST_OPERATOR, type OperatorClient } from './support/operator-session.ts';
 import { sendUsage, startTestRig, type TestRig } from './support/test-gateway.ts';
-
-async function login(rig: TestRig, password: string): Promise<Response> {
-  return fetch(`${rig.gateway.httpUrl}/login`, {
-    method: 'POST', redirect: 'manual',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ username: 'operator', password }).toString(),
-  });
-}
 
 describe('operator web page', () => {
   let rig: TestRig;
+  let setupLink: string;
   beforeAll(async () => {
     rig = await startTestRig();
+    setupLink = rig.gateway.operatorSetup!.link;
   });
   afterAll(async () => {
     await rig.close();
   });
 
-  it('makes a random operator password on first start and stores only its hash, 0600', async () => {
-    const password = rig.gateway.operatorLogin.password!;
-    expect(password.length).toBeGreaterThanOrEqual(24);
-    const file = path.join(rig.config.dataDir, 'operator-login.json');
+  it('has no default password: the first operator is set up through a one-time link, stored only as a 0600 scrypt hash', async () => {
+    expect(setupLink).toMatch(/\/setup\?token=[A-Za-z0-9_-]{40,}$/);
+    expect((await fetch(`${rig.gateway.httpUrl}/login`)).status).toBe(200); // says to use the setup link
+    const operator = await setUpOperator(setupLink);
+    expect(operator.csrfToken.length).toBeGreaterThan(20);
+    const file = path.join(rig.config.dataDir, 'operators.json');
     const stored = await readFile(file, 'utf8');
-    expect(stored).not.toContain(password);
+    expect(stored).not.toContain(TEST_OPERATOR.password);
     expect(stored).toMatch(/scrypt\$/);
     expect(statSync(file).mode & 0o777).toBe(0o600);
+    // The link works once.
+    expect((await fetch(setupLink)).status).toBe(410);
   });
 
   it('keeps the gateway signing key it made on first start private (0600)', () => {
@@ -44,25 +43,27 @@ describe('operator web page', () => {
   });
 
   it('refuses a wrong password', async () => {
-    const response = await login(rig, 'not-the-password');
-    expect(response.status).toBe(401);
-    expect(response.headers.get('set-cookie')).toBeNull();
+    const response = await logIn(rig.gateway.httpUrl, { username: TEST_OPERATOR.username, password: 'not-the-password' });
+    expect(response).toBeInstanceOf(Response);
+    expect((response as Response).status).toBe(401);
+    expect((response as Response).headers.getSetCookie().some((c) => c.startsWith('mb_session='))).toBe(false);
   });
 
-  it('shows devices, batches and payments after logging in with the printed password', async () => {
-    const response = await login(rig, rig.gateway.operatorLogin.password!);
-    expect(response.status).toBe(303);
-    const cookie = response.headers.get('set-cookie')!;
-    expect(cookie).toMatch(/HttpOnly/i);
-    expect(cookie).toMatch(/SameSite=Strict/i);
-    const page = await fetch(`${rig.gateway.httpUrl}/`, { headers: { cookie: cookie.split(';')[0]! } });
+  it('serves the operator page and its state after logging in, with a strict content security policy', async () => {
+    const operator = (await logIn(rig.gateway.httpUrl)) as OperatorClient;
+    const page = await operator.get('/');
     expect(page.status).toBe(200);
     const html = await page.text();
-    for (const heading of ['Devices', 'Payments (batches)', 'Latest records', 'Refused messages']) expect(html).toContain(heading);
-    expect(html).toContain('cnc-1');
-    expect(page.headers.get('content-security-policy')).toContain("default-src 'none'");
-    const state = (await (await fetch(`${rig.gateway.httpUrl}/api/state`, { headers: { cookie: cookie.split(';')[0]! } })).json()) as { devices: unknown[] };
+    expect(html).toContain('/ui/app.js');
+    const csp = page.headers.get('content-security-policy')!;
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).not.toContain('unsafe-inline');
+    expect(csp).toContain("frame-ancestors 'none'");
+    for (const asset of ['/ui/app.js', '/ui/app.css', '/ui/uplot.js', '/ui/uplot.css']) expect((await fetch(`${rig.gateway.httpUrl}${asset}`)).status, asset).toBe(200);
+    const state = (await (await operator.get('/api/state')).json()) as { devices: unknown[]; health: { version: string; ingestPerMinute: number[] }; payers: unknown[] };
     expect(state.devices).toHaveLength(7);
+    expect(state.health.ingestPerMinute).toHaveLength(60);
+    expect(state.payers).toHaveLength(3);
   });
 
   it('serves a payer statement as JSON, CSV and a page, and a proof bundle the offline verifier accepts', async () => {
@@ -72,7 +73,7 @@ describe('operator web page', () => {
     const month = new Date().toISOString().slice(0, 7);
     const base = `${rig.gateway.httpUrl}/statements/acme-plant/${month}`;
     expect((await fetch(`${base}/statement.json`, { redirect: 'manual' })).status).toBe(303); // login first
-    const cookie = (await login(rig, rig.gateway.operatorLogin.password!)).headers.get('set-cookie')!.split(';')[0]!;
+    const { cookie } = (await logIn(rig.gateway.httpUrl)) as OperatorClient;
     const get = (file: string): Promise<Response> => fetch(`${base}/${file}`, { headers: { cookie } });
 
     const statement = (await (await get('statement.json')).json()) as { lines: Array<{ seq: number; state: string; amount: string }>; totals: Array<{ currency: string; charged: string; unsealed: string }> };
@@ -108,6 +109,7 @@ describe('operator web page', () => {
     for (const name of ['meterbridge_usage_records_total', 'meterbridge_rejected_messages_total', 'meterbridge_batches_total', 'meterbridge_settled_minor_units_total']) {
       expect(metrics).toContain(name);
     }
-    expect(metrics).not.toContain(rig.gateway.operatorLogin.password!);
+    expect(metrics).not.toContain(TEST_OPERATOR.password);
+    expect(metrics).not.toContain(new URL(setupLink).searchParams.get('token'));
   });
 });

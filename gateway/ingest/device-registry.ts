@@ -28,7 +28,7 @@ export type DeviceEntry = z.infer<typeof deviceSchema>;
 export type DevicesFile = z.infer<typeof fileSchema>;
 
 export class DeviceRegistry {
-  readonly #devices: ReadonlyMap<string, DeviceEntry>;
+  #devices: ReadonlyMap<string, DeviceEntry>;
   /** Device id → SHA-256 of its last verified password; bounded by the number of devices. */
   readonly #verified = new Map<string, string>();
 
@@ -71,6 +71,16 @@ export class DeviceRegistry {
     });
     if (problems.length > 0) throw new Error(`Invalid devices file ${file}:\n  ${problems.join('\n  ')}`);
     return new DeviceRegistry(devices);
+  }
+
+  /**
+   * Takes the devices of `next` (the provisioning file read again after the operator page
+   * changed it), at once: a new device can connect, a rotated or revoked password stops
+   * working. Remembered passwords are forgotten, so each is checked against its new hash.
+   */
+  replaceWith(next: DeviceRegistry): void {
+    this.#devices = next.#devices;
+    this.#verified.clear();
   }
 
   get(deviceId: string): DeviceEntry | undefined {

@@ -13,6 +13,7 @@ import type { RejectReason, RejectionLog } from './rejection-log.ts';
 import { checkDeviceSignature } from './device-signature.ts';
 import { SequenceGaps } from './sequence-gaps.ts';
 import type { StorageGuard } from './storage-guard.ts';
+import type { IngestRates } from './ingest-rate.ts';
 
 export type IntakeResult =
   | { status: 'accepted' | 'duplicate'; index: number }
@@ -29,6 +30,21 @@ export interface DeviceActivity {
   rejected: number;
   lastSeq?: number;
   lastSeenAt?: string;
+  /** The last accepted usage: its meter, quantity in base units (a counter's delta) and unit. */
+  lastReading?: { meter: string; quantity: string; unit: string; at: string };
+}
+
+/** What is kept per device per message: plain fields, no object per message. */
+interface ActivityState {
+  accepted: number;
+  duplicates: number;
+  rejected: number;
+  lastSeq?: number;
+  lastSeenAtMs: number;
+  lastMeter?: string;
+  lastQuantity?: string;
+  lastUnit?: string;
+  lastReadingAtMs?: number;
 }
 
 export class Intake {
@@ -37,7 +53,8 @@ export class Intake {
   readonly #rejections: RejectionLog;
   #accepted = 0;
   #duplicates = 0;
-  readonly #activity = new Map<string, DeviceActivity & { lastSeenAtMs: number }>();
+  readonly #activity = new Map<string, ActivityState>();
+  readonly #rates: IngestRates | undefined;
 
   /** Missing sequence numbers per device, shown to the operator. */
   readonly gaps: SequenceGaps;
@@ -46,7 +63,8 @@ export class Intake {
   readonly #storage: StorageGuard | undefined;
   readonly tariffs: TariffBook;
 
-  constructor(journal: Journal, config: Pick<GatewayConfig, 'meters' | 'tariffs'>, rejections: RejectionLog, options: { limits: IntakeLimits; clock?: () => Date; gaps?: SequenceGaps; storage?: StorageGuard }) {
+  constructor(journal: Journal, config: Pick<GatewayConfig, 'meters' | 'tariffs'>, rejections: RejectionLog, options: { limits: IntakeLimits; clock?: () => Date; gaps?: SequenceGaps; storage?: StorageGuard; rates?: IngestRates }) {
+    this.#rates = options.rates;
     this.gaps = options.gaps ?? new SequenceGaps();
     this.#storage = options.storage;
     this.tariffs = new TariffBook(config);
@@ -69,11 +87,15 @@ export class Intake {
   activity(deviceId: string): DeviceActivity {
     const seen = this.#activity.get(deviceId);
     if (!seen) return { accepted: 0, duplicates: 0, rejected: 0 };
-    const { lastSeenAtMs, ...activity } = seen;
-    return { ...activity, lastSeenAt: new Date(lastSeenAtMs).toISOString() };
+    const activity: DeviceActivity = { accepted: seen.accepted, duplicates: seen.duplicates, rejected: seen.rejected, lastSeenAt: new Date(seen.lastSeenAtMs).toISOString() };
+    if (seen.lastSeq !== undefined) activity.lastSeq = seen.lastSeq;
+    if (seen.lastMeter !== undefined && seen.lastQuantity !== undefined && seen.lastUnit !== undefined && seen.lastReadingAtMs !== undefined) {
+      activity.lastReading = { meter: seen.lastMeter, quantity: seen.lastQuantity, unit: seen.lastUnit, at: new Date(seen.lastReadingAtMs).toISOString() };
+    }
+    return activity;
   }
 
-  #touch(deviceId: string): DeviceActivity & { lastSeenAtMs: number } {
+  #touch(deviceId: string): ActivityState {
     let activity = this.#activity.get(deviceId);
     if (!activity) {
       activity = { accepted: 0, duplicates: 0, rejected: 0, lastSeenAtMs: 0 };
@@ -114,6 +136,11 @@ export class Intake {
         this.#accepted += 1;
         activity.accepted += 1;
         activity.lastSeq = message.seq;
+        activity.lastMeter = message.meter;
+        activity.lastQuantity = result.quantity;
+        activity.lastUnit = message.unit;
+        activity.lastReadingAtMs = activity.lastSeenAtMs;
+        this.#rates?.record(device.id, message.meter, result.quantity, activity.lastSeenAtMs);
         // Gaps matter for events; a lost counter reading merges into the next delta.
         if (message.kind !== 'counter') this.gaps.see(device.id, message.seq);
         return result;

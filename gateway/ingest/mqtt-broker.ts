@@ -73,6 +73,8 @@ const RATE_WAIT_MS_MAX = 2_000;
 export interface MqttBroker {
   port: number;
   connectedDevices(): string[];
+  /** Closes a device's connection, if it has one (after its password was rotated or revoked). */
+  disconnect(deviceId: string): void;
   close(): Promise<void>;
 }
 
@@ -270,6 +272,7 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
   return {
     port,
     connectedDevices: () => Object.keys((broker as unknown as { clients: Record<string, Client> }).clients),
+    disconnect: (deviceId) => (broker as unknown as { clients: Record<string, Client | undefined> }).clients[deviceId]?.close(),
     async close() {
       await new Promise<void>((resolve) => broker.close(() => resolve()));
       await new Promise<void>((resolve) => server.close(() => resolve()));

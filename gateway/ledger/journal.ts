@@ -19,7 +19,8 @@ export type RecordDraft = Omit<UsageRecord, 'index' | 'gatewayId' | 'receivedAt'
 };
 
 export type AppendResult =
-  | { status: 'accepted'; index: number }
+  /** `quantity`: the record's, in base units (a counter reading's is its delta). */
+  | { status: 'accepted'; index: number; quantity: string }
   | { status: 'duplicate'; index: number }
   | { status: 'conflict'; index: number }
   | { status: 'refused'; reason: 'counter_decreased' | 'stale_reading'; detail: string }
@@ -332,7 +333,7 @@ export class Journal {
       // written). If the write fails the mark stays high, which only costs a read.
       if (highest && draft.seq > (highest.get(draft.deviceId) ?? 0)) highest.set(draft.deviceId, draft.seq);
       head = { index: record.index, hash };
-      results.push({ status: 'accepted', index: record.index });
+      results.push({ status: 'accepted', index: record.index, quantity: record.quantity });
     });
     for (const [key, value] of groupStates) ops.push({ type: 'put', key, value });
     let checkpoint: SignedCheckpoint | undefined;

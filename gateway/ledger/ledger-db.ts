@@ -14,6 +14,7 @@
  *   e!<entryNo:12>          double-entry accounts entry (gateway/ledger/accounts.ts)
  *   x!<kind>!<ref>          entry number posted once for (kind, ref): idempotent postings
  *   a!<alertNo:10>          reconciliation alert (gateway/settlement/reconcile.ts)
+ *   o!<auditNo:10>          operator action: who, when, what, outcome (gateway/web/audit-log.ts)
  *   m!head                  { index, hash } of the journal head
  *   m!sealedThrough         highest journal index already sealed into a batch
  *   m!batchNo               last batch number used
@@ -87,4 +88,7 @@ export const keys = {
   /** An operator alert from reconciling the batches with the bank's record. */
   alert: (alertNo: number) => `a!${pad(alertNo, 10)}`,
   alertRange: { gt: 'a!', lt: 'a!~' },
+  /** What an operator did on the operator page (gateway/web/audit-log.ts). */
+  audit: (auditNo: number) => `o!${pad(auditNo, 10)}`,
+  auditRange: { gt: 'o!', lt: 'o!~' },
 } as const;

@@ -296,7 +296,21 @@ function parseBankAmount(text: string, currency: string, field: string): bigint 
 /** One call: what it is for (for messages), where, and the one status that means success. */
 interface Exchange { action: string; method: 'GET' | 'POST' | 'DELETE'; path: string; expectStatus: number; body?: unknown; idempotencyKey?: string; /** `path` is from the server's origin, not the API base (sandbox-only routes). */ fromOrigin?: true }
 
+/** Whether the bank answered the last request, for the operator page; null before the first. */
+export interface BankReach {
+  reachable: boolean | null;
+  lastOkAt?: string;
+  lastError?: string;
+  lastErrorAt?: string;
+}
+
 export class VrpClient {
+  #reach: BankReach = { reachable: null };
+
+  get reach(): BankReach {
+    return { ...this.#reach };
+  }
+
   readonly #baseUrl: string;
   readonly #accessToken: string;
   readonly #timeoutMs: number;
@@ -513,8 +527,12 @@ export class VrpClient {
       signature = response.headers.get('x-jws-signature');
       text = await readBounded(response);
     } catch (error) {
-      throw this.#transportError(error, request.action, interactionId);
+      const failure = this.#transportError(error, request.action, interactionId);
+      this.#reach = { ...this.#reach, reachable: false, lastError: failure.message, lastErrorAt: new Date(this.#clock()).toISOString() };
+      throw failure;
     }
+    // Any HTTP answer means the bank is there (an error status is about the request).
+    this.#reach = { ...this.#reach, reachable: true, lastOkAt: new Date(this.#clock()).toISOString() };
     this.#checkSignature(request.action, { status, text, signature }, interactionId);
     if (status !== request.expectStatus) throw httpError(request.action, status, text, interactionId);
     if (echoedId !== interactionId) {

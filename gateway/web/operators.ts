@@ -12,7 +12,7 @@ import path from 'node:path';
 import { hashPassword, isPasswordHash, SCRYPT_COST, verifyPassword } from '../auth/password-hash.ts';
 
 export const OPERATORS_FILE = 'operators.json';
-/** Written by the single-login gateway (operator-login.ts); imported once as the first operator. */
+/** Written by gateways before operator accounts (one login); imported once as the first operator. */
 export const LEGACY_OPERATOR_FILE = 'operator-login.json';
 export const OPERATORS_MAX = 50;
 export const INVITES_MAX = 20;

@@ -1,17 +1,26 @@
 /**
- * The gateway's local web server: /healthz and /metrics for machines, and the operator
- * page behind a login for people. Binds to 127.0.0.1 by default.
+ * The gateway's local web server: /healthz and /metrics for machines, the operator page
+ * and its API for people (docs/operator-page.md), the payer statements and the offline
+ * verifier. Binds to http.host only (127.0.0.1 by default). Everything the page loads
+ * comes from here: gateways are often offline, so no CDN.
  */
 import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
+import helmet from '@fastify/helmet';
 import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import path from 'node:path';
+import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { apiRoutes } from './api-routes.ts';
+import type { AuditLog } from './audit-log.ts';
+import { OperatorAuth } from './auth-routes.ts';
 import { bankEvents, type BankEventsOptions } from './bank-events.ts';
-import { renderDashboard, renderLogin } from './dashboard-page.ts';
-import { checkOperatorLogin, LoginThrottle, SessionStore } from './operator-login.ts';
+import { LiveState } from './live-state.ts';
+import type { OperatorActions } from './operator-actions.ts';
+import { LoginLockout, SessionStore, type OperatorAccounts } from './operators.ts';
 import type { Snapshot } from './snapshot.ts';
 import { statementCsv, statementHtml, StatementTooLargeError, STATEMENT_MONTH, type Statement } from '../settlement/statement.ts';
 
@@ -23,117 +32,135 @@ export interface StatementService {
 
 /** The offline verifier page, built by `npm run build:verifier` and shipped in the repository. */
 const VERIFIER_PAGE = path.join(import.meta.dirname, 'static', 'verifier.html');
+const UPLOT_DIST = path.dirname(createRequire(import.meta.url).resolve('uplot/dist/uPlot.iife.min.js'));
+
+/** The page's own files: name → where it is and what it is. */
+const ASSETS: Readonly<Record<string, { file: string; type: string }>> = {
+  '/ui/app.js': { file: path.join(import.meta.dirname, 'ui', 'app.js'), type: 'text/javascript; charset=utf-8' },
+  '/ui/app.css': { file: path.join(import.meta.dirname, 'ui', 'app.css'), type: 'text/css; charset=utf-8' },
+  '/ui/uplot.js': { file: path.join(UPLOT_DIST, 'uPlot.iife.min.js'), type: 'text/javascript; charset=utf-8' },
+  '/ui/uplot.css': { file: path.join(UPLOT_DIST, 'uPlot.min.css'), type: 'text/css; charset=utf-8' },
+  '/pages/forms.css': { file: path.join(import.meta.dirname, 'pages', 'forms.css'), type: 'text/css; charset=utf-8' },
+};
+const INDEX_PAGE = path.join(import.meta.dirname, 'ui', 'index.html');
 
 export interface WebServerOptions {
   host: string;
   port: number;
-  dataDir: string;
   sessionTtlMs: number;
   logger: Logger;
   metrics: Registry;
   snapshot: () => Promise<Snapshot>;
   health: () => { ok: boolean; detail: Record<string, unknown> };
+  accounts: OperatorAccounts;
+  audit: AuditLog;
+  actions: OperatorActions;
+  /** With it, /healthz and /metrics need `Authorization: Bearer <token>`. */
+  metricsToken?: string;
   statements?: StatementService;
   /** The bank's signed event notifications, POST /bank/events (bank-events.ts). */
   bankEvents?: Omit<BankEventsOptions, 'metrics'>;
 }
 
-const SESSION_COOKIE = 'mb_session';
-const SECURITY_HEADERS = {
-  'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-  'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
-  'cache-control': 'no-store',
-};
+export interface WebServer {
+  app: FastifyInstance;
+  url: string;
+  live: LiveState;
+  sessions: SessionStore;
+}
 
-export async function startWebServer(options: WebServerOptions): Promise<{ app: FastifyInstance; url: string }> {
+/** The statement page and the verifier are self-contained files with inline style (and the verifier an inline script). */
+const STATEMENT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+const VERIFIER_CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+export async function startWebServer(options: WebServerOptions): Promise<WebServer> {
   // Per-request logs are noise on a gateway; keep fastify at warn unless the logger is quieter.
   const level = options.logger.levelVal > 40 ? options.logger.level : 'warn';
   const app: FastifyInstance = Fastify({ loggerInstance: options.logger.child({}, { level }) as FastifyBaseLogger, bodyLimit: 16 * 1024 });
   await app.register(cookie);
   await app.register(formbody);
-  const sessions = new SessionStore(options.sessionTtlMs);
-  const throttle = new LoginThrottle();
-  app.addHook('onSend', async (_request, reply) => {
-    reply.headers(SECURITY_HEADERS);
+  await app.register(helmet, {
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'self'"], scriptSrc: ["'self'"], styleSrc: ["'self'"], imgSrc: ["'self'", 'data:'], connectSrc: ["'self'"],
+        fontSrc: ["'self'"], objectSrc: ["'none'"], baseUri: ["'none'"], formAction: ["'self'"], frameAncestors: ["'none'"],
+      },
+    },
+    // Plain HTTP on a plant network: an HSTS or upgrade-insecure-requests header would lock operators out.
+    strictTransportSecurity: false,
+    referrerPolicy: { policy: 'no-referrer' },
+  });
+  app.addHook('onSend', async (request, reply) => {
+    if (!request.url.startsWith('/ui/') && !request.url.startsWith('/pages/')) reply.header('cache-control', 'no-store');
   });
 
-  const loggedIn = (request: FastifyRequest): boolean => sessions.valid(request.cookies[SESSION_COOKIE], Date.now());
-  const requireLogin = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    if (loggedIn(request)) return;
-    if (request.url.startsWith('/api/')) await reply.code(401).send({ error: 'login required' });
-    else await reply.redirect('/login', 303);
-  };
+  const sessions = new SessionStore(options.sessionTtlMs);
+  const auth = new OperatorAuth({ accounts: options.accounts, sessions, lockout: new LoginLockout(), sessionTtlMs: options.sessionTtlMs, audit: options.audit, logger: options.logger });
+  const live = new LiveState(options.snapshot, options.logger);
+  app.addHook('onClose', async () => live.close());
 
-  app.get('/healthz', { schema: { response: { 200: { type: 'object', additionalProperties: true }, 503: { type: 'object', additionalProperties: true } } } }, async (_request, reply) => {
+  const machineRoute = metricsGuard(options.metricsToken);
+  app.get('/healthz', { preHandler: machineRoute, schema: { response: { 200: { type: 'object', additionalProperties: true }, 503: { type: 'object', additionalProperties: true } } } }, async (_request, reply) => {
     const health = options.health();
     return reply.code(health.ok ? 200 : 503).send({ status: health.ok ? 'ok' : 'degraded', ...health.detail });
   });
+  app.get('/metrics', { preHandler: machineRoute }, async (_request, reply) => reply.type(options.metrics.contentType).send(await options.metrics.metrics()));
 
-  app.get('/metrics', async (_request, reply) => {
-    return reply.type(options.metrics.contentType).send(await options.metrics.metrics());
+  auth.routes(app);
+  app.get('/', { preHandler: auth.requireOperator }, async (_request, reply) => reply.type('text/html; charset=utf-8').send(await readFile(INDEX_PAGE, 'utf8')));
+  for (const [url, asset] of Object.entries(ASSETS)) {
+    app.get(url, async (_request, reply) => reply.type(asset.type).header('cache-control', 'no-cache').send(await readFile(asset.file)));
+  }
+  apiRoutes(app, {
+    auth, accounts: options.accounts, actions: options.actions, audit: options.audit, snapshot: options.snapshot, live,
+    inviteLink: (request, token) => `${request.protocol}://${request.host}/invite?token=${token}`,
   });
 
-  app.get('/login', async (_request, reply) => reply.type('text/html').send(renderLogin()));
-
-  app.post<{ Body: { username: string; password: string } }>('/login', {
-    schema: { body: { type: 'object', required: ['username', 'password'], properties: { username: { type: 'string', maxLength: 64 }, password: { type: 'string', maxLength: 256 } } } },
-  }, async (request, reply) => {
-    const nowMs = Date.now();
-    if (throttle.blocked(request.ip, nowMs)) return reply.code(429).type('text/html').send(renderLogin('Too many failed logins; wait five minutes.'));
-    if (!(await checkOperatorLogin(options.dataDir, request.body.username, request.body.password))) {
-      throttle.fail(request.ip, nowMs);
-      options.logger.warn({ ip: request.ip }, 'operator login failed');
-      return reply.code(401).type('text/html').send(renderLogin('Wrong user or password.'));
-    }
-    const token = sessions.create(nowMs);
-    reply.setCookie(SESSION_COOKIE, token, { httpOnly: true, sameSite: 'strict', path: '/', maxAge: Math.floor(options.sessionTtlMs / 1000) });
-    return reply.redirect('/', 303);
-  });
-
-  app.post('/logout', async (request, reply) => {
-    sessions.delete(request.cookies[SESSION_COOKIE]);
-    reply.clearCookie(SESSION_COOKIE, { path: '/' });
-    return reply.redirect('/login', 303);
-  });
-
-  app.get('/', { preHandler: requireLogin }, async (_request, reply) => reply.type('text/html').send(renderDashboard(await options.snapshot())));
-  app.get('/api/state', { preHandler: requireLogin }, async () => options.snapshot());
-
-  // The verifier holds no secrets and runs in the payer's browser: no login, and its own
-  // CSP (it runs an inline script, and reads the bundle the payer drops on it).
+  // The verifier holds no secrets and runs in the payer's browser: no login.
   app.get('/verify', async (_request, reply) => {
     const page = await readFile(VERIFIER_PAGE, 'utf8').catch(() => undefined);
     if (!page) return reply.code(404).type('text/plain').send('verifier page not built: run npm run build:verifier');
-    return reply.type('text/html').header('content-security-policy', "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; frame-ancestors 'none'").send(page);
+    return reply.type('text/html').header('content-security-policy', VERIFIER_CSP).send(page);
   });
 
   if (options.bankEvents) await app.register(bankEvents, { ...options.bankEvents, metrics: options.metrics });
-
-  const statements = options.statements;
-  if (statements) {
-    const params = { type: 'object', required: ['payer', 'month', 'file'], properties: { payer: { type: 'string', pattern: '^[a-z0-9][a-z0-9._-]{0,62}$' }, month: { type: 'string', pattern: STATEMENT_MONTH.source }, file: { type: 'string', enum: ['statement.json', 'statement.csv', 'statement.html', 'bundle.json'] } } } as const;
-    app.get<{ Params: { payer: string; month: string; file: string } }>('/statements/:payer/:month/:file', { preHandler: requireLogin, schema: { params } }, async (request, reply) => {
-      const { payer, month, file } = request.params;
-      try {
-        const name = `statement-${payer}-${month}`;
-        if (file === 'bundle.json') {
-          const bundle = await statements.proofBundle(payer, month);
-          if (!bundle) return reply.code(404).send({ error: `no payer ${payer}` });
-          return reply.type('application/json').header('content-disposition', `attachment; filename="${name}.bundle.json"`).send(JSON.stringify(bundle));
-        }
-        const statement = await statements.statement(payer, month);
-        if (!statement) return reply.code(404).send({ error: `no payer ${payer}` });
-        if (file === 'statement.csv') return reply.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${name}.csv"`).send(statementCsv(statement));
-        if (file === 'statement.html') return reply.type('text/html').send(statementHtml(statement, { proofBundleHref: `/statements/${payer}/${month}/bundle.json`, verifierHref: '/verify' }));
-        return reply.type('application/json').send(statement);
-      } catch (error) {
-        if (error instanceof StatementTooLargeError) return reply.code(413).send({ error: error.message });
-        throw error;
-      }
-    });
-  }
+  if (options.statements) statementRoutes(app, options.statements, auth);
 
   const address = await app.listen({ host: options.host, port: options.port });
-  return { app, url: address };
+  return { app, url: address, live, sessions };
+}
+
+function statementRoutes(app: FastifyInstance, statements: StatementService, auth: OperatorAuth): void {
+  const params = { type: 'object', required: ['payer', 'month', 'file'], properties: { payer: { type: 'string', pattern: '^[a-z0-9][a-z0-9._-]{0,62}$' }, month: { type: 'string', pattern: STATEMENT_MONTH.source }, file: { type: 'string', enum: ['statement.json', 'statement.csv', 'statement.html', 'bundle.json'] } } } as const;
+  app.get<{ Params: { payer: string; month: string; file: string } }>('/statements/:payer/:month/:file', { preHandler: auth.requireOperator, schema: { params } }, async (request, reply) => {
+    const { payer, month, file } = request.params;
+    try {
+      const name = `statement-${payer}-${month}`;
+      if (file === 'bundle.json') {
+        const bundle = await statements.proofBundle(payer, month);
+        if (!bundle) return reply.code(404).send({ error: `no payer ${payer}` });
+        return reply.type('application/json').header('content-disposition', `attachment; filename="${name}.bundle.json"`).send(JSON.stringify(bundle));
+      }
+      const statement = await statements.statement(payer, month);
+      if (!statement) return reply.code(404).send({ error: `no payer ${payer}` });
+      if (file === 'statement.csv') return reply.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${name}.csv"`).send(statementCsv(statement));
+      if (file === 'statement.html') return reply.type('text/html').header('content-security-policy', STATEMENT_CSP).send(statementHtml(statement, { proofBundleHref: `/statements/${payer}/${month}/bundle.json`, verifierHref: '/verify' }));
+      return reply.type('application/json').send(statement);
+    } catch (error) {
+      if (error instanceof StatementTooLargeError) return reply.code(413).send({ error: error.message });
+      throw error;
+    }
+  });
+}
+
+/** /healthz and /metrics: open, or locked to a bearer token (compared in constant time). */
+function metricsGuard(token: string | undefined): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
+  return async (request, reply) => {
+    if (token === undefined) return;
+    const given = Buffer.from(/^Bearer (.+)$/.exec(request.headers.authorization ?? '')?.[1] ?? '');
+    const expected = Buffer.from(token);
+    const ok = given.length === expected.length && timingSafeEqual(given, expected);
+    if (!ok) await reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'this endpoint needs Authorization: Bearer <the token in http.metricsTokenFile>' });
+  };
 }

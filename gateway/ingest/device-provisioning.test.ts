@@ -2,8 +2,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DeviceRegistry } from '../gateway/ingest/device-registry.ts';
-import { addDevice, revokeDevice, rotateDevice } from './device-command.ts';
+import { DeviceRegistry } from './device-registry.ts';
+import { addDevice, revokeDevice, rotateDevice } from './device-provisioning.ts';
 
 const known = { meterCurrencies: { cycles: 'EUR' }, payerCurrencies: { acme: 'EUR' }, devicesMax: 10 };
 
