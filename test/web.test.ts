@@ -59,7 +59,14 @@ describe('operator web page', () => {
     expect(csp).toContain("script-src 'self'");
     expect(csp).not.toContain('unsafe-inline');
     expect(csp).toContain("frame-ancestors 'none'");
-    for (const asset of ['/ui/app.js', '/ui/app.css', '/ui/uplot.js', '/ui/uplot.css']) expect((await fetch(`${rig.gateway.httpUrl}${asset}`)).status, asset).toBe(200);
+    // Everything the page loads comes from the gateway (no CDN), and all of it stays well under 300 KB for a Pi 3 on Wi-Fi.
+    let bytes = html.length;
+    for (const asset of ['/ui/app.js', '/ui/app.css', '/ui/uplot.js', '/ui/uplot.css']) {
+      const response = await fetch(`${rig.gateway.httpUrl}${asset}`);
+      expect(response.status, asset).toBe(200);
+      bytes += (await response.arrayBuffer()).byteLength;
+    }
+    expect(bytes).toBeLessThan(300 * 1024);
     const state = (await (await operator.get('/api/state')).json()) as { devices: unknown[]; health: { version: string; ingestPerMinute: number[] }; payers: unknown[] };
     expect(state.devices).toHaveLength(7);
     expect(state.health.ingestPerMinute).toHaveLength(60);
