@@ -89,6 +89,8 @@ export interface Snapshot {
   devices: DeviceRow[];
   payers: PayerRow[];
   records: Array<{ index: number; deviceId: string; seq: number; meter: string; quantity: string; unit: string; payer: string; amount: string; currency: string; receivedAt: string }>;
+  /** The latest double-entry accounts entries, newest first: what a correction names. */
+  entries: Array<{ no: number; at: string; kind: string; currency: string; batchId?: string; corrects?: number; operator?: string; reason?: string; lines: Array<{ account: string; debit?: string; credit?: string }> }>;
   batches: BatchRow[];
   carried: Array<{ payer: string; currency: string; amount: string }>;
   rejections: Rejection[];
@@ -191,6 +193,7 @@ export async function takeSnapshot(s: SnapshotSources, limit = 50): Promise<Snap
       index: r.index, deviceId: r.deviceId, seq: r.seq, meter: r.meter, quantity: r.quantity, unit: r.unit, payer: r.payer,
       amount: formatNano(BigInt(r.amountNano)), currency: r.currency, receivedAt: r.receivedAt,
     })),
+    entries: await latestEntries(s.batches, ENTRIES_SHOWN),
     batches,
     carried: [...carriedByGroup].map(([group, nano]) => {
       const [payer, currency] = group.split('!') as [string, string];
@@ -204,6 +207,23 @@ export async function takeSnapshot(s: SnapshotSources, limit = 50): Promise<Snap
   };
   snapshot.problems = findProblems(snapshot);
   return snapshot;
+}
+
+const ENTRIES_SHOWN = 20;
+
+async function latestEntries(batches: BatchBook, limit: number): Promise<Snapshot['entries']> {
+  const out: Snapshot['entries'] = [];
+  for (let no = batches.accounts.lastEntryNo; no >= 1 && out.length < limit; no -= 1) {
+    const entry = await batches.accounts.get(no);
+    if (!entry) continue;
+    out.push({
+      no: entry.no, at: entry.at, kind: entry.kind, currency: entry.currency,
+      ...(entry.ref.batchId === undefined ? {} : { batchId: entry.ref.batchId }), ...(entry.ref.corrects === undefined ? {} : { corrects: entry.ref.corrects }),
+      ...(entry.operator === undefined ? {} : { operator: entry.operator }), ...(entry.reason === undefined ? {} : { reason: entry.reason }),
+      lines: entry.lines.map((line) => ('debitNano' in line ? { account: line.account, debit: formatNano(BigInt(line.debitNano)) } : { account: line.account, credit: formatNano(BigInt(line.creditNano)) })),
+    });
+  }
+  return out;
 }
 
 async function payerRows(s: SnapshotSources, carried: ReadonlyMap<string, bigint>, now: Date): Promise<PayerRow[]> {
