@@ -76,7 +76,9 @@ const VERIFIER_CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 
 export async function startWebServer(options: WebServerOptions): Promise<WebServer> {
   // Per-request logs are noise on a gateway; keep fastify at warn unless the logger is quieter.
   const level = options.logger.levelVal > 40 ? options.logger.level : 'warn';
-  const app: FastifyInstance = Fastify({ loggerInstance: options.logger.child({}, { level }) as FastifyBaseLogger, bodyLimit: 16 * 1024 });
+  // Request lines lose their query: setup and invitation links carry one-time tokens there.
+  const serializers = { req: (request: { method?: string; url?: string }) => ({ method: request.method, url: request.url?.split('?')[0] }) };
+  const app: FastifyInstance = Fastify({ loggerInstance: options.logger.child({}, { level, serializers }) as FastifyBaseLogger, bodyLimit: 16 * 1024 });
   await app.register(cookie);
   await app.register(formbody);
   await app.register(helmet, {
