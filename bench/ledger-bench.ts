@@ -18,7 +18,8 @@ import type { Checkpoint, UsageRecord } from '../protocol/usage-record.ts';
 import { keys, openLedgerDb, type LedgerDb } from '../gateway/ledger/ledger-db.ts';
 import { Journal } from '../gateway/ledger/journal.ts';
 import { benchBundleVerify } from './bundle-bench.ts';
-import { TRUSTED_HEAD_FILE, writeFileAtomically } from '../gateway/ledger/trusted-head.ts';
+import { TRUSTED_HEAD_FILE } from '../gateway/ledger/trusted-head.ts';
+import { writeFileAtomically } from '../gateway/atomic-file.ts';
 import { verifyChain } from '../gateway/ledger/verify-chain.ts';
 import { BatchSealer, sealItemOfCanonical, type SealedBatch } from '../gateway/settlement/seal-batches.ts';
 

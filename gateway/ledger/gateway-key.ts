@@ -23,7 +23,7 @@ import path from 'node:path';
 import { fromHex, toHex } from '../../protocol/hash.ts';
 import type { GatewayKey } from '../../protocol/proof-bundle.ts';
 import { generateSigningKey, keyIdOf, signingKeyFromSecret, signPayload, verifyPayload, type Signature, type SigningKey } from '../../protocol/signing.ts';
-import { writeFileAtomically } from './trusted-head.ts';
+import { writeFileAtomically } from '../atomic-file.ts';
 
 export const GATEWAY_KEY_FILE = 'gateway-ed25519.key';
 export const GATEWAY_KEYS_FILE = 'gateway-keys.json';

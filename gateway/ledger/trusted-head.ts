@@ -5,8 +5,9 @@
  * LevelDB can show that records were lost; this file still names the last checkpoint the
  * gateway made, and start-up verification (verify-chain.ts) checks the ledger against it.
  */
-import { open, readFile, rename } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { writeFileAtomically } from '../atomic-file.ts';
 import type { SignedCheckpoint } from '../../protocol/usage-record.ts';
 
 export const TRUSTED_HEAD_FILE = 'ledger-head.json';
@@ -35,26 +36,6 @@ export async function readTrustedHead(file: string): Promise<TrustedHeadRead> {
     return { status: 'read', checkpoint };
   } catch (error) {
     return { status: 'unreadable', detail: (error as Error).message };
-  }
-}
-
-/** Write to a temporary file, fsync it, rename it over the old one, fsync the folder: all or nothing. */
-export async function writeFileAtomically(file: string, text: string): Promise<void> {
-  const temporary = `${file}.tmp`;
-  const handle = await open(temporary, 'w', 0o600);
-  try {
-    await handle.writeFile(text, 'utf8');
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(temporary, file);
-  // The rename is durable only once the folder's entry is.
-  const folder = await open(path.dirname(file), 'r');
-  try {
-    await folder.sync();
-  } finally {
-    await folder.close();
   }
 }
 

@@ -7,8 +7,9 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { writeFileAtomically } from '../atomic-file.ts';
 import { hashPassword, isPasswordHash, SCRYPT_COST, verifyPassword } from '../auth/password-hash.ts';
 
 export const OPERATORS_FILE = 'operators.json';
@@ -186,7 +187,7 @@ export class OperatorAccounts {
 
   /** Memory changes only once the file has: a failed write leaves both as they were. */
   async #commit(state: OperatorsFileV1): Promise<void> {
-    await writeFileAtomic0600(this.#file, `${JSON.stringify(state, null, 2)}\n`);
+    await writeFileAtomically(this.#file, `${JSON.stringify(state, null, 2)}\n`, { temporary: 'unique' });
     this.#state = state;
   }
 }
@@ -288,32 +289,6 @@ function isStoredInvite(value: unknown): value is StoredInvite {
 function isStoredToken(value: unknown): value is StoredToken {
   return isRecord(value) && typeof value.tokenSha256 === 'string' && /^[0-9a-f]{64}$/.test(value.tokenSha256)
     && typeof value.expiresAt === 'string' && !Number.isNaN(Date.parse(value.expiresAt));
-}
-
-/**
- * Temp file + fsync + rename + fsync of the folder. The temp name is fresh and created
- * exclusively, so the 0600 mode always applies (a leftover temp file would keep its mode).
- */
-async function writeFileAtomic0600(file: string, text: string): Promise<void> {
-  const temporary = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-  const handle = await open(temporary, 'wx', 0o600);
-  try {
-    await handle.writeFile(text, 'utf8');
-    await handle.sync();
-  } catch (error) {
-    await handle.close();
-    await rm(temporary, { force: true });
-    throw error;
-  }
-  await handle.close();
-  await rename(temporary, file);
-  // The rename is durable only once the folder's entry is.
-  const folder = await open(path.dirname(file), 'r');
-  try {
-    await folder.sync();
-  } finally {
-    await folder.close();
-  }
 }
 
 /** Logged-in sessions, in memory: a restart logs everyone out, which is fine for a few operators. */
