@@ -67,6 +67,7 @@ describe('operator web page', () => {
       bytes += (await response.arrayBuffer()).byteLength;
     }
     expect(bytes).toBeLessThan(300 * 1024);
+    for (const outside of ['/ui/..%2Fserver.ts', '/ui/%2e%2e%2fauth-routes.ts', '/ui/index.html', '/ui/nope.js']) expect((await fetch(`${rig.gateway.httpUrl}${outside}`)).status, outside).toBe(404);
     const state = (await (await operator.get('/api/state')).json()) as { devices: unknown[]; health: { version: string; ingestPerMinute: number[] }; payers: unknown[] };
     expect(state.devices).toHaveLength(7);
     expect(state.health.ingestPerMinute).toHaveLength(60);

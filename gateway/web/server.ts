@@ -34,15 +34,18 @@ export interface StatementService {
 const VERIFIER_PAGE = path.join(import.meta.dirname, 'static', 'verifier.html');
 const UPLOT_DIST = path.dirname(createRequire(import.meta.url).resolve('uplot/dist/uPlot.iife.min.js'));
 
-/** The page's own files: name → where it is and what it is. */
+const UI_DIR = path.join(import.meta.dirname, 'ui');
+/** The page's modules and styles in ui/: plain names only, so a request can never leave the folder. */
+const UI_FILE = /^[a-z][a-z0-9-]{0,40}\.(js|css)$/;
+const UI_TYPES: Readonly<Record<string, string>> = { js: 'text/javascript; charset=utf-8', css: 'text/css; charset=utf-8' };
+
+/** Files from elsewhere the page loads, and the form pages' style: name → where it is and what it is. */
 const ASSETS: Readonly<Record<string, { file: string; type: string }>> = {
-  '/ui/app.js': { file: path.join(import.meta.dirname, 'ui', 'app.js'), type: 'text/javascript; charset=utf-8' },
-  '/ui/app.css': { file: path.join(import.meta.dirname, 'ui', 'app.css'), type: 'text/css; charset=utf-8' },
   '/ui/uplot.js': { file: path.join(UPLOT_DIST, 'uPlot.iife.min.js'), type: 'text/javascript; charset=utf-8' },
   '/ui/uplot.css': { file: path.join(UPLOT_DIST, 'uPlot.min.css'), type: 'text/css; charset=utf-8' },
   '/pages/forms.css': { file: path.join(import.meta.dirname, 'pages', 'forms.css'), type: 'text/css; charset=utf-8' },
 };
-const INDEX_PAGE = path.join(import.meta.dirname, 'ui', 'index.html');
+const INDEX_PAGE = path.join(UI_DIR, 'index.html');
 
 export interface WebServerOptions {
   host: string;
@@ -114,6 +117,13 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
   for (const [url, asset] of Object.entries(ASSETS)) {
     app.get(url, async (_request, reply) => reply.type(asset.type).header('cache-control', 'no-cache').send(await readFile(asset.file)));
   }
+  app.get<{ Params: { file: string } }>('/ui/:file', async (request, reply) => {
+    const { file } = request.params;
+    const match = UI_FILE.exec(file);
+    const body = match ? await readFile(path.join(UI_DIR, file)).catch(() => undefined) : undefined;
+    if (!match || !body) return reply.code(404).send({ error: `no file ${file}` });
+    return reply.type(UI_TYPES[match[1]!]!).header('cache-control', 'no-cache').send(body);
+  });
   apiRoutes(app, {
     auth, accounts: options.accounts, actions: options.actions, audit: options.audit, snapshot: options.snapshot, live,
     inviteLink: (request, token) => `${request.protocol}://${request.host}/invite?token=${token}`,
