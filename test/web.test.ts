@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -61,7 +61,8 @@ describe('operator web page', () => {
     expect(csp).toContain("frame-ancestors 'none'");
     // Everything the page loads comes from the gateway (no CDN), and all of it stays well under 300 KB for a Pi 3 on Wi-Fi.
     let bytes = html.length;
-    for (const asset of ['/ui/app.js', '/ui/app.css', '/ui/uplot.js', '/ui/uplot.css']) {
+    const modules = readdirSync(path.join(import.meta.dirname, '..', 'gateway', 'web', 'ui')).filter((f) => /\.(js|css)$/.test(f)).map((f) => `/ui/${f}`);
+    for (const asset of [...modules, '/ui/uplot.js', '/ui/uplot.css']) {
       const response = await fetch(`${rig.gateway.httpUrl}${asset}`);
       expect(response.status, asset).toBe(200);
       bytes += (await response.arrayBuffer()).byteLength;
