@@ -21,6 +21,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; summa
   pain001: { run: pain001Command, summary: 'write sealed EUR batches as a SEPA pain.001 payment file (banks without an API)' },
   bench: { run: benchCommand, summary: 'measure ingest throughput, latency and memory (writes bench-results.json)' },
   verify: { run: verifyCommand, summary: 'check a payer\'s proof bundle offline against the gateway\'s public key' },
+  'cloud-sync': { run: async (argv) => (await import('../cloud-sync/cli.ts')).cloudSyncCommand(argv), summary: 'receive gateways\' signed uploads; fleet API (PGlite, or PostgreSQL via DATABASE_URL)' },
 };
 
 export const USAGE = `Usage: meterbridge <command> [options]
