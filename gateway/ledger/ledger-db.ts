@@ -15,11 +15,14 @@
  *   x!<kind>!<ref>          entry number posted once for (kind, ref): idempotent postings
  *   a!<alertNo:10>          reconciliation alert (gateway/settlement/reconcile.ts)
  *   o!<auditNo:10>          operator action: who, when, what, outcome (gateway/web/audit-log.ts)
+ *   u!<seq:12>              signed upload envelope waiting for cloud-sync's ack (gateway/uplink/outbox.ts)
  *   m!head                  { index, hash } of the journal head
  *   m!sealedThrough         highest journal index already sealed into a batch
  *   m!batchNo               last batch number used
  *   m!entryNo               last accounts entry number used
  *   m!due!<payer>           the payer's next settlement due time (gateway/settlement/schedule.ts)
+ *   m!outbox                uplink outbox counters: next seq, acked seq, items, bytes (gateway/uplink/outbox.ts)
+ *   m!uplinkBatches         sealed batches queued for upload so far (gateway/uplink/batch-uploads.ts)
  */
 import { Level } from 'level';
 
@@ -91,4 +94,10 @@ export const keys = {
   /** What an operator did on the operator page (gateway/web/audit-log.ts). */
   audit: (auditNo: number) => `o!${pad(auditNo, 10)}`,
   auditRange: { gt: 'o!', lt: 'o!~' },
+  /** A signed envelope in the uplink outbox, until cloud-sync acknowledges it (gateway/uplink/outbox.ts). */
+  outboxItem: (seq: number) => `u!${pad(seq, 12)}`,
+  outboxRange: { gt: 'u!', lt: 'u!~' },
+  outboxCounters: 'm!outbox',
+  /** Which sealed batches are in the outbox already: the last one, and a batch whose parts are half queued. */
+  uplinkBatches: 'm!uplinkBatches',
 } as const;
