@@ -3,6 +3,9 @@
  * and currency, batches with their settlement state, alerts. Money leaves the database as
  * text (numeric sums are exact) and stays a decimal string: integer nano or minor units,
  * plus the same formatted in the currency's major unit for people.
+ *
+ * ORDER BY names columns with their table (`batches.batch_no`): a bare name would mean the
+ * output column of the same name, which is cast to text, and sort 10 before 9.
  */
 import { formatMinor, formatNano } from '../protocol/money.ts';
 import type { HealthUpload } from '../protocol/upload.ts';
@@ -145,7 +148,7 @@ export async function listBatches(db: SqlDb, filter: BatchFilter): Promise<Fleet
        FROM batches
       WHERE ($1::text IS NULL OR gateway_id = $1::text) AND ($2::text IS NULL OR state = $2::text) AND ($3::text IS NULL OR payer = $3::text)
         AND ($4::boolean IS NULL OR complete = $4::boolean) AND ($5::text IS NULL OR (gateway_id, batch_no) > ($5::text, $6::bigint))
-      ORDER BY gateway_id, batch_no LIMIT $7`,
+      ORDER BY batches.gateway_id, batches.batch_no LIMIT $7`,
     [filter.gatewayId ?? null, filter.state ?? null, filter.payer ?? null, filter.complete ?? null, filter.after?.gatewayId ?? null, filter.after?.batchNo ?? 0, filter.limit],
   );
   return rows.map((row) => ({
@@ -171,7 +174,7 @@ export async function listAlerts(db: SqlDb, filter: { gatewayId?: string; kind?:
     `SELECT id::text, gateway_id, ${isoOf('at')} AS at, kind, detail, seq::text, batch_no::text
        FROM alerts
       WHERE ($1::text IS NULL OR gateway_id = $1::text) AND ($2::text IS NULL OR kind = $2::text) AND ($3::bigint IS NULL OR id < $3::bigint)
-      ORDER BY id DESC LIMIT $4`,
+      ORDER BY alerts.id DESC LIMIT $4`,
     [filter.gatewayId ?? null, filter.kind ?? null, filter.before ?? null, filter.limit],
   );
   return rows.map((row) => ({

@@ -52,32 +52,40 @@ export async function storeBatchPart(ctx: ItemContext, upload: BatchUpload, prep
     [gateway.id, batchNo],
   );
   const stored = rows[0];
-  if (stored) {
-    if (await isResentPart(ctx, upload, prepared, stored)) return;
-  } else {
-    if (part !== 1) throw new Refusal('bad_batch', `batch ${batchNo}: part ${part} of ${parts} arrived before part 1`, { alert: 'bad_batch' });
-    await insertBatch(ctx, header, batchNo, prepared.headerDigest, parts);
-    await checkBatchChain(ctx, header, batchNo);
-  }
-  const recordsReceived = Number(stored?.records_received ?? 0) + records.length;
-  const recordsNano = BigInt(stored?.records_nano ?? 0) + facts.amountNano;
-  const complete = part === parts;
-  if (complete) {
+  if (stored && (await isResentPart(ctx, upload, prepared, stored))) return;
+  if (!stored && part !== 1) throw new Refusal('bad_batch', `batch ${batchNo}: part ${part} of ${parts} arrived before part 1`, { alert: 'bad_batch' });
+  const progress: PartProgress = {
+    recordsReceived: Number(stored?.records_received ?? 0) + records.length,
+    recordsNano: BigInt(stored?.records_nano ?? 0) + facts.amountNano,
+    complete: part === parts,
+  };
+  if (progress.complete) {
     // Earlier parts come back from the database; a one-part batch never leaves memory.
     const earlier = part === 1 ? [] : await earlierParts(ctx, batchNo);
-    const problem = checkCompleteBatch(header, recordsReceived, recordsNano, [...earlier, records]);
+    const problem = checkCompleteBatch(header, progress.recordsReceived, progress.recordsNano, [...earlier, records]);
     if (problem !== undefined) throw new Refusal('bad_batch', `batch ${batchNo}: ${problem}`, { alert: 'bad_batch' });
+  }
+  if (stored) {
+    await tx.query(
+      `UPDATE batches SET parts_received = $3, records_received = $4, records_nano = $5, last_record_index = GREATEST(last_record_index, $6),
+              complete = $7, completed_at = CASE WHEN $7 THEN $8::timestamptz ELSE NULL END
+        WHERE gateway_id = $1 AND batch_no = $2`,
+      [gateway.id, batchNo, part, progress.recordsReceived, progress.recordsNano.toString(), facts.lastIndex, progress.complete, ctx.now.toISOString()],
+    );
+  } else {
+    await insertBatch(ctx, upload, prepared, progress);
+    await checkBatchChain(ctx, header, batchNo);
   }
   await tx.query(
     'INSERT INTO batch_parts (gateway_id, batch_no, part, first_record, record_count, records, digest) VALUES ($1, $2, $3, $4, $5, $6, $7)',
     [gateway.id, batchNo, part, upload.firstRecord, records.length, JSON.stringify(records), facts.digest],
   );
-  await tx.query(
-    `UPDATE batches SET parts_received = $3, records_received = $4, records_nano = $5, last_record_index = GREATEST(last_record_index, $6),
-            complete = $7, completed_at = CASE WHEN $7 THEN $8::timestamptz ELSE NULL END
-      WHERE gateway_id = $1 AND batch_no = $2`,
-    [gateway.id, batchNo, part, recordsReceived, recordsNano.toString(), facts.lastIndex, complete, ctx.now.toISOString()],
-  );
+}
+
+interface PartProgress {
+  recordsReceived: number;
+  recordsNano: bigint;
+  complete: boolean;
 }
 
 /**
@@ -110,18 +118,22 @@ async function isResentPart(ctx: ItemContext, upload: BatchUpload, prepared: Pre
   return false;
 }
 
-async function insertBatch(ctx: ItemContext, header: SignedBatchHeader, batchNo: number, digest: string, parts: number): Promise<void> {
+/** Part 1: the batch's row, already counting that part (one statement, not an insert and an update). */
+async function insertBatch(ctx: ItemContext, upload: BatchUpload, prepared: PreparedBatch, progress: PartProgress): Promise<void> {
+  const { header } = upload;
   // Nothing to pay (less than a minor unit, or a credit): the gateway books it `carried`.
   const state = header.amountMinor === '0' ? 'carried' : 'sealed';
+  const now = ctx.now.toISOString();
   await ctx.tx.query(
     `INSERT INTO batches (gateway_id, batch_no, batch_id, header, header_digest, payer, currency, record_count, first_index, last_index,
        total_nano, carried_in_nano, amount_minor, carried_out_nano, merkle_root, chain_index, chain_hash, sealed_at,
-       parts, parts_received, records_received, records_nano, last_record_index, state, state_at, received_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, 0, 0, 0, 0, $20, $18, $21)`,
+       parts, parts_received, records_received, records_nano, last_record_index, complete, completed_at, state, state_at, received_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, 1, $20, $21, $22, $23,
+       CASE WHEN $23 THEN $24::timestamptz ELSE NULL END, $25, $18, $24)`,
     [
-      ctx.gateway.id, batchNo, header.batchId, canonicalJson(header), digest, header.payer, header.currency, header.recordCount, header.firstIndex, header.lastIndex,
+      ctx.gateway.id, prepared.batchNo, header.batchId, canonicalJson(header), prepared.headerDigest, header.payer, header.currency, header.recordCount, header.firstIndex, header.lastIndex,
       header.totalNano, header.carriedInNano, header.amountMinor, header.carriedOutNano, header.merkleRoot, header.chainIndex, header.chainHash, header.sealedAt,
-      parts, state, ctx.now.toISOString(),
+      upload.parts, progress.recordsReceived, progress.recordsNano.toString(), prepared.facts.lastIndex, progress.complete, now, state,
     ],
   );
 }
@@ -137,12 +149,13 @@ async function checkBatchChain(ctx: ItemContext, header: SignedBatchHeader, batc
     const missing = batchNo - gateway.lastBatchNo - 1 === 1 ? `batch ${gateway.lastBatchNo + 1} is` : `batches ${gateway.lastBatchNo + 1} to ${batchNo - 1} are`;
     ctx.alerts.push({ kind: 'batch_gap', detail: `batch ${batchNo} follows batch ${gateway.lastBatchNo}: ${missing} missing`, seq: ctx.envelope.seq, batchNo });
   }
+  // batches.batch_no, not batch_no: that would sort by the text output column (10 before 9).
   const neighbours = await tx.query<{ batch_no: string; carried_in_nano: string; carried_out_nano: string; after: boolean }>(
     `(SELECT batch_no::text, carried_in_nano::text, carried_out_nano::text, false AS after FROM batches
-       WHERE gateway_id = $1 AND payer = $2 AND currency = $3 AND batch_no < $4 ORDER BY batch_no DESC LIMIT 1)
+       WHERE gateway_id = $1 AND payer = $2 AND currency = $3 AND batch_no < $4 ORDER BY batches.batch_no DESC LIMIT 1)
      UNION ALL
      (SELECT batch_no::text, carried_in_nano::text, carried_out_nano::text, true AS after FROM batches
-       WHERE gateway_id = $1 AND payer = $2 AND currency = $3 AND batch_no > $4 ORDER BY batch_no LIMIT 1)`,
+       WHERE gateway_id = $1 AND payer = $2 AND currency = $3 AND batch_no > $4 ORDER BY batches.batch_no LIMIT 1)`,
     [gateway.id, header.payer, header.currency, batchNo],
   );
   for (const other of neighbours.rows) {
@@ -156,10 +169,8 @@ async function checkBatchChain(ctx: ItemContext, header: SignedBatchHeader, batc
       });
     }
   }
-  if (batchNo > gateway.lastBatchNo) {
-    await tx.query('UPDATE gateways SET last_batch_no = $2 WHERE id = $1', [gateway.id, batchNo]);
-    gateway.lastBatchNo = batchNo;
-  }
+  // Written with the gateway's seq at the end of the upload.
+  gateway.lastBatchNo = Math.max(gateway.lastBatchNo, batchNo);
 }
 
 async function earlierParts(ctx: ItemContext, batchNo: number): Promise<string[][]> {

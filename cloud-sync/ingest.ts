@@ -87,10 +87,12 @@ export async function ingestEnvelope(db: SqlDb, envelope: UploadEnvelope, option
       if (prepared instanceof Refusal) throw prepared;
       const ctx: ItemContext = { tx, envelope, gateway, keys, now, alerts: [], limits };
       await storeItem(ctx, prepared);
-      await tx.query('INSERT INTO uploads (gateway_id, seq, kind, digest, key_id, created_at, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7)', [
-        gatewayId, envelope.seq, envelope.kind, digest, envelope.sig.keyId, envelope.createdAt, now.toISOString(),
-      ]);
-      await tx.query('UPDATE gateways SET last_seq = $2, last_seen_at = $3, last_created_at = $4 WHERE id = $1', [gatewayId, envelope.seq, now.toISOString(), envelope.createdAt]);
+      // The upload's row and the gateway's new seq in one statement: a round trip fewer per upload.
+      await tx.query(
+        `WITH stored AS (INSERT INTO uploads (gateway_id, seq, kind, digest, key_id, created_at, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7))
+         UPDATE gateways SET last_seq = $2, last_seen_at = $7, last_created_at = $6, last_batch_no = $8 WHERE id = $1`,
+        [gatewayId, envelope.seq, envelope.kind, digest, envelope.sig.keyId, envelope.createdAt, now.toISOString(), gateway.lastBatchNo],
+      );
       await insertAlerts(tx, gatewayId, ctx.alerts, now, limits.alertsPerGatewayMax);
       const alerts = ctx.alerts.map((alert) => alert.kind);
       return { status: 'accepted', seq: envelope.seq, ...(alerts.length > 0 ? { alerts } : {}) } satisfies UploadAnswer;

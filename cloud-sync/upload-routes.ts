@@ -9,11 +9,11 @@
  */
 import type { FastifyInstance, FastifyError } from 'fastify';
 import { z } from 'zod';
-import { UPLOAD_BYTES_MAX, type UploadAnswer } from '../protocol/upload.ts';
+import { UPLOAD_BYTES_MAX, type UploadAnswer, type UploadEnvelope } from '../protocol/upload.ts';
+import type { Logger } from 'pino';
 import type { SqlDb } from './db.ts';
 import { parseEnvelope, uploadEnvelopeSchema } from './envelope-schema.ts';
 import { ingestEnvelope, type IngestOptions } from './ingest.ts';
-import type { UploadEnvelope } from '../protocol/upload.ts';
 
 const { $schema: _draft, ...envelopeJsonSchema } = z.toJSONSchema(uploadEnvelopeSchema, { unrepresentable: 'any' }) as Record<string, unknown>;
 
@@ -32,6 +32,8 @@ export const UPLOAD_ANSWER_SCHEMA = {
 
 export interface UploadRoutesOptions {
   db: SqlDb;
+  /** Refusals are logged here at info: fastify's own logger is kept at warn. */
+  logger: Logger;
   ingest: IngestOptions;
 }
 
@@ -60,7 +62,7 @@ export async function uploadRoutes(app: FastifyInstance, options: UploadRoutesOp
   }, async (request, reply) => {
     if (request.validationError) return reply.code(400).send(refused('malformed', request.validationError.message));
     const { httpStatus, answer } = await ingestEnvelope(options.db, request.body, options.ingest);
-    if (answer.status === 'refused') request.log.info({ gatewayId: request.body.gatewayId, seq: request.body.seq, reason: answer.reason, detail: answer.detail }, 'upload refused');
+    if (answer.status === 'refused') options.logger.info({ gatewayId: request.body.gatewayId, seq: request.body.seq, reason: answer.reason, detail: answer.detail }, 'upload refused');
     return reply.code(httpStatus).send(answer);
   });
 }
