@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPglite, openPostgres, type SqlDb } from '../cloud-sync/db.ts';
+import { ingestUpload } from '../cloud-sync/ingest.ts';
 import { migrate } from '../cloud-sync/migrations.ts';
 import { buildCloudSyncApp } from '../cloud-sync/server.ts';
 import { SimulatedGateway, type SealedBatch } from '../cloud-sync/simulated-gateway.ts';
@@ -99,8 +100,27 @@ describe.each(BACKENDS)('cloud-sync on $name', (backend) => {
     }
     const accepted = (seq: number, alerts?: string[]) => ({ status: 200, answer: { status: 'accepted', seq, ...(alerts ? { alerts } : {}) } });
 
-    it('applies no migration twice', async () => {
+    it('applies no migration twice, and refuses a database newer than itself', async () => {
       expect(await migrate(storage.db)).toEqual([]);
+      await storage.db.query("INSERT INTO schema_migrations (version, name) VALUES (999, 'from the future')");
+      try {
+        await expect(migrate(storage.db)).rejects.toThrow('it has schema migration(s) 999, newer than this cloud-sync knows (up to 1)');
+      } finally {
+        await storage.db.query('DELETE FROM schema_migrations WHERE version = 999');
+      }
+    });
+
+    it('keeps at most the configured number of alerts and health reports per gateway, the newest', async () => {
+      const gateway = await registeredGateway();
+      const limits = { alertsPerGatewayMax: 3, healthReportsPerGatewayMax: 2 };
+      for (let i = 0; i < 5; i += 1) {
+        const batch = gateway.seal(gateway.records('acme', 'EUR', [1n]));
+        expect((await ingestUpload(storage.db, gateway.settlement(batch, 'settled'), { limits })).answer).toMatchObject({ status: 'accepted', alerts: ['settlement_unknown_batch'] });
+        expect((await ingestUpload(storage.db, gateway.health({ outboxItems: i }), { limits })).answer).toMatchObject({ status: 'accepted' });
+      }
+      expect((await alertsOf(gateway.id)).map((alert) => alert.detail)).toEqual([5, 4, 3].map((n) => `settlement settled of batch ${n}, which cloud-sync does not hold`));
+      const { rows } = await storage.db.query<{ seq: string }>('SELECT seq::text FROM health_reports WHERE gateway_id = $1 ORDER BY health_reports.seq', [gateway.id]);
+      expect(rows.map((row) => Number(row.seq))).toEqual([8, 10]);
     });
 
     it('registers a gateway once, and refuses another key for its id, a missing token and a wrong one', async () => {
