@@ -149,6 +149,24 @@ export const configSchema = z.strictObject({
     /** A file holding a token: then /healthz and /metrics need `Authorization: Bearer <token>` (default: open, for a local agent). */
     metricsTokenFile: z.string().min(1).optional(),
   }).prefault({}),
+  /** Store-and-forward to cloud-sync (docs/cloud-sync.md); without `url` the gateway keeps no outbox. */
+  uplink: z.strictObject({
+    url: z.string().url().refine((u) => /^https?:/.test(u), { message: 'must be an http:// or https:// URL' }).optional(),
+    /** Disk the outbox may use: the page warns at 80%; at 100% new usage is refused (billing data is never dropped). */
+    budgetBytes: z.number().int().min(64 * 1_048_576).max(1_099_511_627_776).default(256 * 1_048_576),
+    healthIntervalMs: z.number().int().min(60_000).max(86_400_000).default(300_000),
+    idleTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
+    requestTimeoutMs: z.number().int().min(100).max(3_600_000).default(600_000),
+    retryBaseMs: z.number().int().min(1).max(60_000).default(1_000),
+    retryCapMs: z.number().int().min(1).max(3_600_000).default(300_000),
+    /** Retry after a refusal that needs an operator (bad signature, unknown gateway, conflict). */
+    operatorRetryMs: z.number().int().min(1).max(86_400_000).default(900_000),
+    /** Mutual TLS to cloud-sync: CA to trust, and the gateway's client certificate and key. */
+    tls: z.strictObject({ caFile: z.string().optional(), certFile: z.string().optional(), keyFile: z.string().optional() })
+      .refine((t) => (t.certFile === undefined) === (t.keyFile === undefined), { message: 'certFile and keyFile go together' }).optional(),
+    /** The first batch to upload: a gateway with a history switched onto the uplink need not send it all. */
+    firstBatchNo: z.number().int().min(1).default(1),
+  }).refine((u) => u.retryCapMs >= u.retryBaseMs, { message: 'retryCapMs must be at least retryBaseMs' }).prefault({}),
   meters: z.record(id, meter).refine((m) => Object.keys(m).length > 0, { message: 'at least one meter is required' }),
   tariffs: z.record(id, tariff),
   payers: z.record(id, payer).refine((p) => Object.keys(p).length > 0, { message: 'at least one payer is required' }),

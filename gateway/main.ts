@@ -36,6 +36,7 @@ import { SettlementSchedule, settlementPlans } from './settlement/schedule.ts';
 import { Settler } from './settlement/settler.ts';
 import { openVrpClient } from './settlement/bank-connection.ts';
 import { createMetrics } from './web/metrics.ts';
+import { startUplink, type Uplink } from './uplink/start-uplink.ts';
 import { AuditLog } from './web/audit-log.ts';
 import { operatorActions } from './web/operator-actions.ts';
 import { OperatorAccounts } from './web/operators.ts';
@@ -81,6 +82,8 @@ export interface Gateway {
   /** Seals every payer's open records now (the operator's; each payer's schedule seals its own). */
   /** The numbers of the batches it made. */
   sealNow(): Promise<number[]>;
+  /** The uplink to cloud-sync, when `uplink.url` is configured. */
+  uplink?: Uplink;
   stop(): Promise<void>;
 }
 
@@ -198,13 +201,25 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
   const storage = new StorageGuard(config.dataDir, config.limits.diskFreeBytesMin);
   await Promise.resolve().then(() => storage.check()).catch((error: unknown) => logger.error({ err: (error as Error).message }, 'data disk below its floor: usage will be refused'));
   const rates = new IngestRates(config.limits.devicesMax);
-  const intake = new Intake(journal, config, rejections, { limits: config.limits, clock, gaps, storage, rates });
+  // Set once the uplink has started (below); until then there is no outbox to be full.
+  let uplink: Uplink | undefined;
+  const outboxRoom = { checkRoomForUsage: () => uplink?.outbox.checkRoomForUsage() };
+  const intake = new Intake(journal, config, rejections, { limits: config.limits, clock, gaps, storage, rates, outbox: outboxRoom });
   const batches = await BatchBook.open(db, journal, {
     gatewayId: config.gatewayId, key, clock, logger: logger.child({ module: 'batches' }),
     closePeriods: () => closeEndedPeriods(db, journal, intake.tariffs, clock()),
   });
+  // The broker starts after the uplink (the settler needs the uplink): until then nobody is connected.
+  let devicesConnected = (): number => 0;
+  uplink = await startUplink(config, {
+    db, key, batches, journal, clock, logger: logger.child({ module: 'uplink' }),
+    health: () => ({ version: VERSION, records: journal.head.index, devicesConnected: devicesConnected(), chainOk: chainReport.ok, diskFreeBytes: Number.isFinite(storage.freeBytes) ? storage.freeBytes : -1 }),
+  });
   const client = await openVrpClient(config, { accessToken: await readBankToken(config), logger: logger.child({ module: 'bank' }) });
-  const settler = new Settler({ db, book: batches, client, config, pollIntervalMs: config.settlement.pollIntervalMs, logger: logger.child({ module: 'settlement' }), enabled: () => chainReport.ok });
+  const settler = new Settler({
+    db, book: batches, client, config, pollIntervalMs: config.settlement.pollIntervalMs, logger: logger.child({ module: 'settlement' }), enabled: () => chainReport.ok,
+    ...(uplink ? { transition: uplink.transition } : {}),
+  });
 
   let mqtt: UsageSource;
   let gpio: GpioInputs;
@@ -215,9 +230,11 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
       throw error;
     });
   } catch (error) {
+    await uplink?.stop();
     await db.close();
     throw error;
   }
+  devicesConnected = () => mqtt.connectedDevices().length;
   const publicKeyHex = toHex(key.publicKey);
   // The ledger against the bank's record of its payments; mismatches become operator alerts (gateway/settlement/reconcile.ts).
   const alerts = await AlertBook.open(db, { clock });
@@ -228,18 +245,23 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
   reconcileTimer.unref();
   const sealNow = async (): Promise<number[]> => {
     const sealed = await batches.seal();
+    await uplink?.catchUp();
     await settler.tick();
     return sealed.map((b) => b.batchNo);
   };
   // Each payer on its own schedule, its due time kept in LevelDB: clock jumps and restarts run each period once (docs/settlement.md).
   const seals = bookSeals({ db, book: batches, journal });
-  const schedule = new SettlementSchedule({ db, plans: settlementPlans(config), seals, clock, logger: logger.child({ module: 'schedule' }), afterRun: () => settler.tick() });
+  const schedule = new SettlementSchedule({ db, plans: settlementPlans(config), seals, clock, logger: logger.child({ module: 'schedule' }), afterRun: async () => {
+    await uplink?.catchUp();
+    await settler.tick();
+  } });
   const snapshot = (): Promise<Snapshot> => takeSnapshot({
     gatewayId: config.gatewayId, keyId: key.keyId, publicKeyHex, version: VERSION, startedAtMs, clock, chainReport, registry, intake, rates, journal, batches, rejections,
     mqttMode: config.mqtt.mode, brokerConnected: () => mqtt.brokerConnected?.() ?? true, connectedDevices: mqtt.connectedDevices, sparkplugEvents: mqtt.sparkplugEvents ?? (() => []),
     alerts: async () => (await alerts.list({ unacknowledged: true, limit: 50 })).map((a) => ({ alertNo: a.alertNo, at: a.at, kind: a.kind, detail: a.detail, ...(a.batchId === undefined ? {} : { batchId: a.batchId }) })),
     disk: () => ({ freeBytes: storage.freeBytes, floorBytes: config.limits.diskFreeBytesMin }),
     bankReach: () => client.reach,
+    uplink: () => uplink?.status(),
     payers: Object.fromEntries(Object.entries(config.payers).map(([payer, p]) => [payer, {
       name: p.name, currency: p.currency, maxIndividualAmount: p.maxIndividualAmount, ...(p.settlement?.settleAtBalance ? { settleAtBalance: p.settlement.settleAtBalance } : {}),
     }])),
@@ -283,7 +305,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
   logger.info({ mqttPort: mqtt.port, http: web.url, sealCron: config.settlement.sealCron }, 'gateway started');
 
   return {
-    mqttPort: mqtt.port, mqttReady: mqtt.ready ?? Promise.resolve(), httpUrl: web.url, ...(operatorSetup ? { operatorSetup } : {}), publicKeyHex, chainReport, journal, intake, batches, settler, db, snapshot, sealNow,
+    mqttPort: mqtt.port, mqttReady: mqtt.ready ?? Promise.resolve(), httpUrl: web.url, ...(operatorSetup ? { operatorSetup } : {}), publicKeyHex, chainReport, journal, intake, batches, settler, db, snapshot, sealNow, ...(uplink ? { uplink } : {}),
     stop() {
       // Idempotent: a supervisor, a signal handler and a test may all ask.
       stopping ??= (async () => {
@@ -291,6 +313,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Gat
         await schedule.stop();
         await batches.idle();
         await settler.stop();
+        await uplink?.stop();
         await reconciler.idle(); // a run in progress finishes before the ledger closes
         await gpio.close();
         await mqtt.close();

@@ -55,6 +55,7 @@ export class Intake {
   #duplicates = 0;
   readonly #activity = new Map<string, ActivityState>();
   readonly #rates: IngestRates | undefined;
+  readonly #outbox: { checkRoomForUsage(): void } | undefined;
 
   /** Missing sequence numbers per device, shown to the operator. */
   readonly gaps: SequenceGaps;
@@ -63,8 +64,9 @@ export class Intake {
   readonly #storage: StorageGuard | undefined;
   readonly tariffs: TariffBook;
 
-  constructor(journal: Journal, config: Pick<GatewayConfig, 'meters' | 'tariffs'>, rejections: RejectionLog, options: { limits: IntakeLimits; clock?: () => Date; gaps?: SequenceGaps; storage?: StorageGuard; rates?: IngestRates }) {
+  constructor(journal: Journal, config: Pick<GatewayConfig, 'meters' | 'tariffs'>, rejections: RejectionLog, options: { limits: IntakeLimits; clock?: () => Date; gaps?: SequenceGaps; storage?: StorageGuard; rates?: IngestRates; outbox?: { checkRoomForUsage(): void } }) {
     this.#rates = options.rates;
+    this.#outbox = options.outbox;
     this.gaps = options.gaps ?? new SequenceGaps();
     this.#storage = options.storage;
     this.tariffs = new TariffBook(config);
@@ -129,6 +131,8 @@ export class Intake {
     // Throws StorageLowError: the caller must not acknowledge, the device keeps the message.
     const checking = this.#storage?.check();
     if (checking) await checking;
+    // Throws OutboxFullError: billing data waiting for the cloud is never dropped, so new usage waits instead.
+    this.#outbox?.checkRoomForUsage();
     const result = await this.#journal.append(priced.draft, priced.tariff);
     const activity = this.#touch(device.id);
     switch (result.status) {

@@ -20,6 +20,7 @@ import { JournalFullError } from '../ledger/journal.ts';
 import { guardPacketSize } from './packet-size-guard.ts';
 import { SPARKPLUG_TOPIC_PREFIX, type SparkplugIntake } from './sparkplug-intake.ts';
 import { StorageLowError } from './storage-guard.ts';
+import { OutboxFullError } from '../uplink/outbox.ts';
 import type { DeviceEntry, DeviceRegistry } from './device-registry.ts';
 import type { Intake } from './intake.ts';
 import type { RejectReason, RejectionLog } from './rejection-log.ts';
@@ -173,8 +174,9 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
         done(null);
       }, (error: unknown) => {
         session.inflight -= 1;
-        if (error instanceof JournalFullError || error instanceof StorageLowError) refuse(client, packet.topic, error instanceof JournalFullError ? 'intake_overloaded' : 'storage_low', error.message);
-        else if (!(error instanceof RateLimitedError)) logger.error({ err: error, deviceId: session.device.id }, 'usage not stored; not acknowledging');
+        if (error instanceof JournalFullError || error instanceof StorageLowError || error instanceof OutboxFullError) {
+          refuse(client, packet.topic, error instanceof JournalFullError ? 'intake_overloaded' : error instanceof StorageLowError ? 'storage_low' : 'outbox_full', error.message);
+        } else if (!(error instanceof RateLimitedError)) logger.error({ err: error, deviceId: session.device.id }, 'usage not stored; not acknowledging');
         done(error as Error); // no PUBACK: the device keeps the message and sends it again
       });
     },

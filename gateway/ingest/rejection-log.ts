@@ -28,6 +28,7 @@ export const REJECT_REASONS = [
   'unknown_device',
   'rate_limited',
   'storage_low',
+  'outbox_full',
   'topic_too_deep',
   'too_many_connections',
   'malformed_sparkplug',

@@ -37,6 +37,11 @@ export interface SettlerOptions {
   periodicLimits?: Readonly<Record<string, readonly VrpPeriodicLimit[]>>;
   /** Most payments one batch may be split into; beyond it the batch is held. Default 12. */
   partsMax?: number;
+  /**
+   * How a state change is written; default `book.transition`. The gateway passes one that
+   * writes the change's cloud upload in the same atomic write (gateway/uplink/batch-uploads.ts).
+   */
+  transition?: BatchBook['transition'];
 }
 
 const BACKOFF_MAX_MS = 5 * 60_000;
@@ -57,8 +62,11 @@ export class Settler {
   #ticking: Promise<void> | undefined;
   #stopped = false;
 
+  readonly #transition: BatchBook['transition'];
+
   constructor(options: SettlerOptions) {
     this.#o = options;
+    this.#transition = options.transition ?? ((...args) => options.book.transition(...args));
     this.#now = options.clock ?? Date.now;
     this.#random = options.random ?? Math.random;
     this.#consents = new PayerConsents({ ...options, clock: this.#now, periodicLimits: options.periodicLimits });
@@ -145,7 +153,7 @@ export class Settler {
   /** A batch sent before batches had parts: given its one part, as that request was made. */
   async #adoptLegacy(batch: StoredBatch): Promise<StoredBatch> {
     const part = legacyPart(batch, (await this.#consents.stored(batch.header.payer))?.consentId);
-    return this.#o.book.transition(batch.batchNo, batch.state, { parts: [part] }, 'in flight before payments had parts: its one payment kept as it was sent');
+    return this.#transition(batch.batchNo, batch.state, { parts: [part] }, 'in flight before payments had parts: its one payment kept as it was sent');
   }
 
   /** Sends a part under a key never sent before (planning the parts first), or holds it. */
@@ -176,7 +184,7 @@ export class Settler {
     const counted = this.#consents.countOps(header.payer, consent, check.windowIds, amountMinor, nowMs);
     const attempts = batch.attempts + 1;
     const detail = `${why ? `${why}; ` : ''}${label} of ${money(amountMinor)} sent to the bank (attempt ${attempts}, key ${part.idempotencyKey})`;
-    const submitted = await this.#o.book.transition(batch.batchNo, 'submitted', { parts: replacePart(parts, sent), attempts, heldUntil: undefined, ...mirror(sent) }, detail, counted);
+    const submitted = await this.#transition(batch.batchNo, 'submitted', { parts: replacePart(parts, sent), attempts, heldUntil: undefined, ...mirror(sent) }, detail, counted);
     await this.#request(submitted, sent, true);
   }
 
@@ -185,14 +193,14 @@ export class Settler {
     const nowMs = this.#now();
     if (nowMs - Date.parse(part.keySentAt!) >= KEY_RETRY_WINDOW_MS) {
       const detail = `no answer for key ${part.idempotencyKey} since ${part.keySentAt}: past the bank's 24 h idempotency window (OBIE R/W profile 4.0) a retry could pay twice, so the payment is looked up first`;
-      await this.#o.book.transition(batch.batchNo, 'unknown', { parts: replacePart(batch.parts!, { ...part, state: 'unknown' }) }, detail);
+      await this.#transition(batch.batchNo, 'unknown', { parts: replacePart(batch.parts!, { ...part, state: 'unknown' }) }, detail);
       this.#o.logger.warn({ batchNo: batch.batchNo, key: part.idempotencyKey }, 'payment outcome unknown; looking it up');
       return;
     }
     // The bank counts the payment where it makes it: if that is a new period, count it there too.
     const { part: counted, ops } = await this.#consents.countAgain(batch.header.payer, part, nowMs);
     const retried: PaymentPart = { ...counted, lastSentAt: iso(nowMs) };
-    const saved = await this.#o.book.transition(batch.batchNo, batch.state, { parts: replacePart(batch.parts!, retried), attempts: batch.attempts + 1 }, undefined, ops);
+    const saved = await this.#transition(batch.batchNo, batch.state, { parts: replacePart(batch.parts!, retried), attempts: batch.attempts + 1 }, undefined, ops);
     await this.#request(saved, retried, false);
   }
 
@@ -217,7 +225,7 @@ export class Settler {
     // sending again, under a new key and EndToEndIdentification, cannot pay twice.
     const fresh = withNewKey(batch, part, batch.parts!.length, this.#o.config.gatewayId, 'not at the bank');
     const why = `no payment with EndToEndIdentification ${part.endToEndId} (key ${part.idempotencyKey}) at the bank, so sending again is safe: new key ${fresh.idempotencyKey}`;
-    const renewed = await this.#o.book.transition(batch.batchNo, 'unknown', { parts: replacePart(batch.parts!, fresh), ...mirror(fresh) }, why, await this.#consents.releaseOps(batch.header.payer, part));
+    const renewed = await this.#transition(batch.batchNo, 'unknown', { parts: replacePart(batch.parts!, fresh), ...mirror(fresh) }, why, await this.#consents.releaseOps(batch.header.payer, part));
     await this.#sendNew(renewed, fresh, 'not found at the bank');
   }
 
@@ -248,7 +256,7 @@ export class Settler {
     const parts = batch.parts!;
     if (!first || error.obErrorCodes.includes('U006')) {
       const detail = `the bank refused a repeat of key ${part.idempotencyKey} (${error.message}): an earlier request with it may have been paid, so the payment is looked up before anything is sent again`;
-      await this.#o.book.transition(batchNo, 'unknown', { parts: replacePart(parts, { ...part, state: 'unknown' }), lastError: error.message }, detail);
+      await this.#transition(batchNo, 'unknown', { parts: replacePart(parts, { ...part, state: 'unknown' }), lastError: error.message }, detail);
       return;
     }
     // OBIE VRP 4.0 U009: the consent is not usable (not authorised, expired, revoked): read it again next time.
@@ -260,14 +268,14 @@ export class Settler {
     const label = paymentLabel(part, parts.length);
     if (consentRefused) {
       this.#backOff(batchNo);
-      await this.#o.book.transition(batchNo, paidParts > 0 ? 'pending' : 'sealed', { parts: fresh, lastError: error.message }, `the bank refused ${label}, nothing was paid (${error.message}): it goes again under a new key once the consent is usable`, release);
+      await this.#transition(batchNo, paidParts > 0 ? 'pending' : 'sealed', { parts: fresh, lastError: error.message }, `the bank refused ${label}, nothing was paid (${error.message}): it goes again under a new key once the consent is usable`, release);
       return;
     }
     if (error.obErrorCodes.includes('U014') || paidParts > 0) {
       // U014: our count of the consent's limits and the bank's disagree; the bank's is the one that pays.
       return this.#hold(batch, fresh, this.#now() + HOLD_RETRY_MS, `the bank refused ${label}, nothing was paid (${error.message}): held, then sent again under a new key`, release);
     }
-    await this.#o.book.transition(batchNo, 'rejected', { lastError: error.message, parts: replacePart(parts, { ...part, state: 'rejected' }) }, `bank refused the payment: ${error.message}`, release);
+    await this.#transition(batchNo, 'rejected', { lastError: error.message, parts: replacePart(parts, { ...part, state: 'rejected' }) }, `bank refused the payment: ${error.message}`, release);
     this.#o.logger.warn({ batchNo, err: error.message }, 'payment refused by the bank');
   }
 
@@ -286,26 +294,26 @@ export class Settler {
     if (isSettledVrpStatus(payment.status)) {
       const done = replacePart(parts, { ...answered, state: 'settled' });
       const next = currentPart(done);
-      await this.#o.book.transition(batchNo, next ? 'pending' : 'settled', { ...patch, parts: done }, `${said} at ${payment.statusUpdateDateTime}${next ? `; ${paymentLabel(next, parts.length)} next` : ''}`);
+      await this.#transition(batchNo, next ? 'pending' : 'settled', { ...patch, parts: done }, `${said} at ${payment.statusUpdateDateTime}${next ? `; ${paymentLabel(next, parts.length)} next` : ''}`);
       if (!next) this.#o.logger.info({ batchNo, paymentId: payment.paymentId, payments: parts.length }, 'batch settled');
     } else if (isFinalVrpStatus(payment.status)) {
       const release = await this.#consents.releaseOps(header.payer, part);
       const paidParts = parts.filter((p) => p.state === 'settled').length;
       this.#o.logger.warn({ batchNo, paymentId: payment.paymentId, status: payment.status, reasons: payment.statusReasonCodes }, 'payment rejected by the bank');
       if (paidParts === 0) {
-        await this.#o.book.transition(batchNo, 'rejected', { ...patch, parts: replacePart(parts, { ...answered, state: 'rejected' }) }, said, release);
+        await this.#transition(batchNo, 'rejected', { ...patch, parts: replacePart(parts, { ...answered, state: 'rejected' }) }, said, release);
         return;
       }
       // Earlier parts were paid and stay paid: this one goes again, under a new key, later.
       const fresh = replacePart(parts, withNewKey(batch, answered, parts.length, this.#o.config.gatewayId, `bank reports ${payment.status}`));
       await this.#hold(batch, fresh, this.#now() + HOLD_RETRY_MS, `${said} after ${paidParts} of ${parts.length} payments were made: sent again under a new key`, release, patch);
     } else if (batch.state !== 'pending' || batch.bankStatus !== payment.status || part.state !== 'pending') {
-      await this.#o.book.transition(batchNo, 'pending', { ...patch, parts: replacePart(parts, { ...answered, state: 'pending' }) }, said);
+      await this.#transition(batchNo, 'pending', { ...patch, parts: replacePart(parts, { ...answered, state: 'pending' }) }, said);
     }
   }
 
   async #hold(batch: StoredBatch, parts: PaymentPart[] | undefined, untilMs: number, reason: string, alongside: LedgerOp[] = [], patch: BatchPatch = {}): Promise<void> {
-    await this.#o.book.transition(batch.batchNo, 'held', { ...patch, ...(parts ? { parts } : {}), heldUntil: iso(untilMs) }, reason, alongside);
+    await this.#transition(batch.batchNo, 'held', { ...patch, ...(parts ? { parts } : {}), heldUntil: iso(untilMs) }, reason, alongside);
     this.#o.logger.warn({ batchNo: batch.batchNo, until: iso(untilMs), reason }, 'batch held');
   }
 
@@ -314,7 +322,7 @@ export class Settler {
     const delayMs = this.#backOff(batch.batchNo);
     const current = await this.#o.book.get(batch.batchNo);
     if (current && current.state !== 'settled' && current.state !== 'rejected' && current.state !== 'carried') {
-      await this.#o.book.transition(batch.batchNo, current.state, { lastError: message });
+      await this.#transition(batch.batchNo, current.state, { lastError: message });
     }
     this.#o.logger.warn({ batchNo: batch.batchNo, err: message, retryInMs: Math.round(delayMs) }, 'settlement attempt failed; will retry with the same idempotency key');
   }

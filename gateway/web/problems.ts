@@ -61,6 +61,15 @@ export function findProblems(s: Snapshot): Problem[] {
   }
   if (!s.health.brokerConnected) add({ severity: 'error', kind: 'broker', title: 'Not connected to the MQTT broker', detail: 'no usage arrives while the broker is away', action: 'Check that Mosquitto runs and that the gateway\'s broker credentials are right; the gateway reconnects by itself.' });
   if (s.health.bank.reachable === false) add({ severity: 'warning', kind: 'bank', title: 'The bank does not answer', detail: s.health.bank.lastError ?? '', action: 'Check the network to the bank; payments wait and are retried with the same idempotency keys, so nothing is paid twice.' });
+  const { uplink } = s.health;
+  if (uplink.configured) {
+    const usedMib = `${mib(uplink.fill.bytes)} of ${mib(uplink.fill.budgetBytes)} MiB`;
+    if (uplink.fill.full) add({ severity: 'error', kind: 'uplink', title: 'The uplink outbox is full: usage is refused', detail: `${usedMib} wait for cloud-sync${uplink.lastError ? `; ${uplink.lastError}` : ''}`, action: 'Restore the connection to cloud-sync (its URL, network, TLS); nothing is dropped, and devices resend their usage once there is room.' });
+    else if (uplink.fill.warning) add({ severity: 'warning', kind: 'uplink', title: 'The uplink outbox is filling up', detail: `${usedMib} wait for cloud-sync`, action: 'Check the connection to cloud-sync: at 100% the gateway refuses new usage rather than drop billing data.' });
+    if (uplink.state === 'stopped') add({ severity: 'error', kind: 'uplink', title: 'cloud-sync refuses this gateway\'s uploads', detail: uplink.lastError ?? '', action: 'This needs an operator: check that the gateway is registered in cloud-sync with its current key; the items wait and are sent again.' });
+    else if (uplink.state === 'retrying' && uplink.waiting > 0) add({ severity: 'warning', kind: 'uplink', title: 'cloud-sync cannot be reached', detail: `${uplink.waiting} items wait${uplink.lastError ? `; ${uplink.lastError}` : ''}`, action: 'Check the network to cloud-sync; items are sent in order once it answers.' });
+    if (uplink.batchError) add({ severity: 'error', kind: 'uplink', title: 'A sealed batch could not be queued for cloud-sync', detail: uplink.batchError, action: 'See the gateway log; the batch is queued again at the next seal.' });
+  }
   for (const alert of s.alerts) {
     add({ severity: 'error', kind: 'reconciliation', title: `Reconciliation: ${alert.kind}${alert.batchId ? ` (${alert.batchId})` : ''}`, detail: alert.detail, action: 'Compare with the bank statement, then acknowledge the alert once it is understood.' });
   }

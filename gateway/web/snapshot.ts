@@ -11,6 +11,7 @@ import type { PayerScheduleStatus } from '../settlement/schedule.ts';
 import { carryKey } from '../settlement/seal-batches.ts';
 import type { BankReach } from '../settlement/vrp-client.ts';
 import { findProblems, type Problem } from './problems.ts';
+import type { UplinkStatus } from '../uplink/start-uplink.ts';
 
 export type DeviceStatus = 'online' | 'silent' | 'never' | 'revoked';
 
@@ -41,7 +42,7 @@ export interface Health {
   diskFreeBytes: number;
   diskFloorBytes: number;
   bank: BankReach;
-  uplink: { configured: false };
+  uplink: { configured: false } | UplinkStatus;
   clock: { ok: boolean; now: string; detail: string };
 }
 
@@ -130,6 +131,7 @@ export interface SnapshotSources {
   alerts: () => Promise<Snapshot['alerts']>;
   disk: () => { freeBytes: number; floorBytes: number };
   bankReach: () => BankReach;
+  uplink: () => UplinkStatus | undefined;
   payers: Readonly<Record<string, PayerInfo>>;
   schedule: () => PayerScheduleStatus[];
   openBalancesNano: () => Promise<ReadonlyMap<string, bigint>>;
@@ -154,7 +156,7 @@ export async function takeSnapshot(s: SnapshotSources, limit = 50): Promise<Snap
     mqttMode: s.mqttMode, brokerConnected: s.brokerConnected(), devicesConnected: connected.size,
     ingestPerMinute: s.rates.total.series(Date.now()), intakeQueue: s.journal.queueLength,
     diskFreeBytes: Number.isFinite(disk.freeBytes) ? disk.freeBytes : -1, diskFloorBytes: disk.floorBytes,
-    bank: s.bankReach(), uplink: { configured: false },
+    bank: s.bankReach(), uplink: s.uplink() ?? { configured: false },
     clock: { ok: clockOk, now: now.toISOString(), detail: clockOk ? 'plausible' : 'the gateway clock is before 2026 or behind the newest record: check NTP' },
   };
   const devices = s.registry.list().map((d): DeviceRow => {
