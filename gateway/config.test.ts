@@ -1,4 +1,5 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { demoGatewayConfig } from '../cli/demo-setup.ts';
 import { ConfigError, loadConfig, parseConfig } from './config.ts';
@@ -25,6 +26,16 @@ describe('gateway config', () => {
   it('reads the example deployment config with its tariff schedules', () => {
     const config = loadConfig({ file: new URL('../deploy/gateway.json', import.meta.url).pathname, env: { MB_BANK_TOKEN: 't' } });
     expect(config.tariffs.distance?.versions?.[0]?.overrides['northline-logistics']).toBeDefined();
+  });
+
+  it('reads the docker-compose config: external broker, uplink to cloud-sync, secrets from files the compose file mounts', () => {
+    const config = loadConfig({ file: new URL('../deploy/gateway-compose.json', import.meta.url).pathname, env: {} });
+    expect(config.mqtt.mode).toBe('external');
+    expect(config.uplink.url).toBe('http://cloud-sync:8070');
+    const compose = readFileSync(new URL('../docker-compose.yml', import.meta.url), 'utf8');
+    for (const service of ['mosquitto:', 'postgres:', 'cloud-sync:', 'gateway:', 'bank-sandbox:', 'firmware-sim:']) expect(compose).toContain(`\n  ${service}`);
+    for (const secret of [config.mqtt.external!.passwordFile!, config.settlement.bank.tokenFile!]) expect(compose).toContain(`${path.basename(secret)}:\n    file: ./deploy/secrets/${path.basename(secret)}`);
+    expect(compose).toContain('/config/gateway-compose.json');
   });
 
   it('names the field of a tariff schedule that cannot be priced', () => {
