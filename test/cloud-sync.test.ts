@@ -13,7 +13,7 @@ import { buildCloudSyncApp } from '../cloud-sync/server.ts';
 import { SimulatedGateway, type SealedBatch } from '../cloud-sync/simulated-gateway.ts';
 import { endorseKey } from '../gateway/ledger/gateway-key.ts';
 import { generateSigningKey, signPayload } from '../protocol/signing.ts';
-import { signUpload, unsignedOf, UPLOAD_BYTES_MAX, type UploadAnswer, type UploadEnvelope } from '../protocol/upload.ts';
+import { signUpload, unsignedOf, UPLOAD_BYTES_MAX, UPLOAD_RECORDS_MAX, type UploadAnswer, type UploadEnvelope } from '../protocol/upload.ts';
 import type { BatchHeader } from '../protocol/usage-record.ts';
 import { POSTGRES_AVAILABLE, startPostgres } from './support/postgres-server.ts';
 
@@ -257,6 +257,18 @@ describe.each(BACKENDS)('cloud-sync on $name', (backend) => {
       expect(await batchesOf(gateway.id)).toEqual([expect.objectContaining({ parts: 3, partsReceived: 3, complete: true, totalNano: '55000000', amountMinor: '5', carriedOutNano: '5000000' })]);
       expect(await upload(parts[1])).toEqual({ status: 200, answer: { status: 'duplicate', seq: 2 } });
     });
+
+    it('takes a batch of more records than one upload may hold in parts of the largest size, and refuses a part over it', async () => {
+      const gateway = await registeredGateway();
+      const records = UPLOAD_RECORDS_MAX + 5_000;
+      const batch = gateway.seal(gateway.records('bulk', 'EUR', Array.from({ length: records }, (_, i) => BigInt(i % 1_000) * 1_234n)));
+      const [first, second] = gateway.batchEnvelopes(batch) as [UploadEnvelope & { kind: 'batch' }, UploadEnvelope];
+      const oversized = signUpload({ ...unsignedOf(first), kind: 'batch', batch: { ...first.batch, parts: 1, records: batch.records } }, gateway.key);
+      expect((await upload(oversized)).answer).toMatchObject({ reason: 'malformed', detail: `batch.records: must hold at most ${UPLOAD_RECORDS_MAX} records (send larger batches in parts)` });
+      expect(await upload(first)).toEqual(accepted(1));
+      expect(await upload(second)).toEqual(accepted(2));
+      expect(await batchesOf(gateway.id)).toEqual([expect.objectContaining({ recordCount: records, parts: 2, complete: true, totalNano: batch.header.totalNano })]);
+    }, 30_000);
 
     it('refuses a part that comes before the parts it follows, and a last part that breaks the Merkle root', async () => {
       const gateway = await registeredGateway();
