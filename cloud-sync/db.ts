@@ -59,7 +59,15 @@ export interface PostgresOptions {
 }
 
 export function openPostgres(options: PostgresOptions): SqlDb {
-  const pool = new pg.Pool({ connectionString: options.url, max: options.connectionsMax ?? 10 });
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.connectionsMax ?? 10,
+    // Bounds on waiting: an upload stuck behind a lock, or a connection left in a transaction
+    // by a hung instance, fails (503, the gateway retries) instead of holding the gateway's row.
+    connectionTimeoutMillis: 30_000,
+    statement_timeout: 60_000,
+    idle_in_transaction_session_timeout: 60_000,
+  });
   pool.on('error', (error) => options.onIdleError?.(error));
   const wrap = (client: pg.Pool | pg.PoolClient, inTransaction: boolean): SqlDb => ({
     query: async <T>(sql: string, params: unknown[] = []) => ({ rows: (await client.query(sql, params)).rows as T[] }),

@@ -46,10 +46,13 @@ export interface PostgresServer {
 
 const asRoot = (): boolean => process.getuid?.() === 0;
 
-/** Runs a PostgreSQL binary as ourselves, or as `nobody` when we are root. */
-async function runPostgresBinary(binary: string, args: string[]): Promise<void> {
+/**
+ * Runs a PostgreSQL binary as ourselves, or as `nobody` when we are root, from `dir`: as
+ * `nobody` the checkout (under /root in CI) may be no directory it can enter.
+ */
+async function runPostgresBinary(binary: string, args: string[], dir: string): Promise<void> {
   const [command, commandArgs] = asRoot() ? ['runuser', ['-u', 'nobody', '--', binary, ...args]] : [binary, args];
-  await run(command, commandArgs, { env: { ...process.env, LC_ALL: 'C', LANG: 'C' }, timeout: 60_000 });
+  await run(command, commandArgs, { cwd: dir, env: { ...process.env, LC_ALL: 'C', LANG: 'C' }, timeout: 60_000 });
 }
 
 function freePort(): Promise<number> {
@@ -64,7 +67,15 @@ function freePort(): Promise<number> {
   });
 }
 
-export async function startPostgres(database = 'meterbridge_test'): Promise<PostgresServer> {
+export interface PostgresServerOptions {
+  /**
+   * Keep PostgreSQL's durability (fsync, synchronous commit, full page writes), as a real
+   * deployment runs: for benchmarks. Tests leave it off: nothing there must survive a crash.
+   */
+  durable?: boolean;
+}
+
+export async function startPostgres(database = 'meterbridge_test', options: PostgresServerOptions = {}): Promise<PostgresServer> {
   if (!INITDB || !PG_CTL) throw new Error('PostgreSQL binaries are missing: install Debian\'s postgresql package');
   const pgCtl = PG_CTL;
   const dir = await mkdtemp(path.join(tmpdir(), 'mb-pg-'));
@@ -74,14 +85,15 @@ export async function startPostgres(database = 'meterbridge_test'): Promise<Post
     await chown(dir, uid, gid);
   }
   const dataDir = path.join(dir, 'data');
-  await runPostgresBinary(INITDB, ['-D', dataDir, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--no-sync']);
+  await runPostgresBinary(INITDB, ['-D', dataDir, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--no-sync'], dir);
   let port = 0;
   for (let attempt = 1; ; attempt += 1) {
     port = await freePort();
-    // Durability off: a test database never needs to survive a crash, and fsync is most of a commit's cost.
-    const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off`;
+    // Durability off unless asked: a test database never needs to survive a crash, and fsync is most of a commit's cost.
+    const durability = options.durable ? '' : ' -c fsync=off -c synchronous_commit=off -c full_page_writes=off';
+    const serverOptions = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1${durability}`;
     try {
-      await runPostgresBinary(pgCtl, ['-D', dataDir, '-o', options, '-l', path.join(dir, 'server.log'), '-w', '-t', '30', 'start']);
+      await runPostgresBinary(pgCtl, ['-D', dataDir, '-o', serverOptions, '-l', path.join(dir, 'server.log'), '-w', '-t', '30', 'start'], dir);
       break;
     } catch (error) {
       // Another process took the port between freePort and the server's bind: try another.
@@ -94,8 +106,8 @@ export async function startPostgres(database = 'meterbridge_test'): Promise<Post
   const stopNow = (): void => {
     try {
       const args = ['-D', dataDir, '-m', 'immediate', '-w', 'stop'];
-      if (asRoot()) execFileSync('runuser', ['-u', 'nobody', '--', pgCtl, ...args], { stdio: 'ignore' });
-      else execFileSync(pgCtl, args, { stdio: 'ignore' });
+      if (asRoot()) execFileSync('runuser', ['-u', 'nobody', '--', pgCtl, ...args], { cwd: dir, stdio: 'ignore' });
+      else execFileSync(pgCtl, args, { cwd: dir, stdio: 'ignore' });
     } catch {
       // already stopped
     }
