@@ -3,9 +3,13 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runIngestBench, writeBenchResults, type LoadResult, type Scenario } from '../bench/ingest-bench.ts';
 import { LEDGER_SCENARIOS, runLedgerBench, type LedgerScenario } from '../bench/ledger-bench.ts';
+import { runCloudBench } from '../bench/cloud-bench.ts';
+
+const CLOUD_SCENARIO = 'cloud_ingest';
 
 const HELP = `Usage: meterbridge bench [--messages N] [--warmup W] [--devices M] [--inflight K] [--rate R]
-                        [--ledger-records L] [--bundle-records B] [--only LIST] [--out FILE]
+                        [--ledger-records L] [--bundle-records B] [--cloud-gateways G]
+                        [--cloud-batches B] [--cloud-records R] [--only LIST] [--out FILE]
 
 Publishes N usage messages from M simulated devices (QoS 1, K unacknowledged per
 device) through: the gateway's embedded broker (ack = durable in the ledger), the
@@ -15,6 +19,8 @@ peak RSS of each, then runs the same at an offered rate for the latency figure.
 Then the ledger: start-up verification of a journal of L records (ledger_verify) and
 sealing L records of one payer into a batch with its Merkle root (ledger_seal: the fold
 with the records in memory, and the gateway's path streaming them from LevelDB).
+Then cloud-sync (cloud_ingest): G gateways each upload B signed batches of R records at
+once over HTTP, verified and stored, on PGlite and on a real PostgreSQL (when installed).
 Writes the figures to bench-results.json (merged with what other benches wrote).
 
 Options:
@@ -26,9 +32,12 @@ Options:
   --rate R       offered records/s for the latency run (default 10000; 0 skips it)
   --ledger-records L  records in the ledger scenarios (default 1000000)
   --bundle-records B  records in the proof bundle bundle_verify checks (default 100000)
+  --cloud-gateways G  gateways in cloud_ingest (default 20)
+  --cloud-batches B   batches each gateway uploads (default 5)
+  --cloud-records R   records per batch (default 200)
   --only LIST    run only these scenarios (comma-separated): gateway_embedded,
                  bare_aedes, bare_mosquitto, gateway_mosquitto, ledger_verify, ledger_seal,
-                 bundle_verify
+                 bundle_verify, cloud_ingest
   --out FILE     results file (default ./bench-results.json)
   -h, --help     show this help
 
@@ -61,7 +70,7 @@ function table(log: (line: string) => void, title: string, results: Partial<Reco
 }
 
 export async function benchCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { messages: { type: 'string' }, warmup: { type: 'string' }, devices: { type: 'string' }, inflight: { type: 'string' }, rate: { type: 'string' }, 'ledger-records': { type: 'string' }, 'bundle-records': { type: 'string' }, only: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  const { values } = parseArgs({ args: argv, options: { messages: { type: 'string' }, warmup: { type: 'string' }, devices: { type: 'string' }, inflight: { type: 'string' }, rate: { type: 'string' }, 'ledger-records': { type: 'string' }, 'bundle-records': { type: 'string' }, 'cloud-gateways': { type: 'string' }, 'cloud-batches': { type: 'string' }, 'cloud-records': { type: 'string' }, only: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) {
     process.stdout.write(HELP);
     return 0;
@@ -71,13 +80,15 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const ledgerRecords = positiveInt(values['ledger-records'], 1_000_000, 'ledger-records');
   let ingestOnly: Scenario[] | undefined;
   let ledgerOnly: LedgerScenario[] | undefined;
+  let cloud = true;
   if (values.only !== undefined) {
     const only = values.only.split(',').map((s) => s.trim());
-    const known = [...Object.keys(LABELS), ...LEDGER_SCENARIOS];
+    const known = [...Object.keys(LABELS), ...LEDGER_SCENARIOS, CLOUD_SCENARIO];
     const unknown = only.filter((s) => !known.includes(s));
     if (unknown.length > 0) throw new RangeError(`--only: unknown scenario ${unknown.join(', ')}; choose from ${known.join(', ')}`);
     ingestOnly = only.filter((s): s is Scenario => s in LABELS);
     ledgerOnly = only.filter((s): s is LedgerScenario => (LEDGER_SCENARIOS as readonly string[]).includes(s));
+    cloud = only.includes(CLOUD_SCENARIO);
   }
   const figures: Record<string, unknown> = {};
   if (ingestOnly === undefined || ingestOnly.length > 0) {
@@ -93,6 +104,10 @@ export async function benchCommand(argv: string[]): Promise<number> {
     if (ledger.bundle_verify_ms !== undefined) log(`verify a proof bundle of ${bundleRecords} records: ${ledger.bundle_verify_ms} ms (${ledger.bundle_verify_records_per_s} records/s, ${ledger.bundle_verify_json_mb} MB of JSON, ${ledger.bundle_verify_device_signed} device signatures)`);
     if (ledger.ledger_seal_from_disk_ms !== undefined) log(`seal, read from LevelDB ${String(ledger.ledger_seal_from_disk_ms).padStart(11)} ${String(ledger.ledger_seal_from_disk_1e6_ms).padStart(13)}   (no target: the read alone is ~2.5 s)`);
     Object.assign(figures, ledger);
+  }
+  if (cloud) {
+    const cloudOptions = { gateways: positiveInt(values['cloud-gateways'], 20, 'cloud-gateways'), batchesPerGateway: positiveInt(values['cloud-batches'], 5, 'cloud-batches'), recordsPerBatch: positiveInt(values['cloud-records'], 200, 'cloud-records'), log };
+    Object.assign(figures, await runCloudBench(cloudOptions));
   }
   const out = path.resolve(values.out ?? 'bench-results.json');
   writeBenchResults(out, figures);
