@@ -8,6 +8,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../gateway/config.ts';
 import { readKeyHistory, rotateGatewayKey, type KeyHistory } from '../gateway/ledger/gateway-key.ts';
+import type { LedgerDb } from '../gateway/ledger/ledger-db.ts';
+import { Outbox } from '../gateway/uplink/outbox.ts';
 import { openLedgerDb } from '../gateway/ledger/ledger-db.ts';
 
 const HELP = `Usage:
@@ -57,7 +59,7 @@ export function showKeys(history: KeyHistory): string {
 }
 
 /** Holds the ledger's lock around `work`; a running gateway holds it, so this refuses then. */
-async function withLedgerLocked<T>(dataDir: string, work: () => Promise<T>): Promise<T> {
+async function withLedgerLocked<T>(dataDir: string, work: (db: LedgerDb) => Promise<T>): Promise<T> {
   const dir = path.join(dataDir, 'ledger');
   let db;
   try {
@@ -68,7 +70,7 @@ async function withLedgerLocked<T>(dataDir: string, work: () => Promise<T>): Pro
     throw error;
   }
   try {
-    return await work();
+    return await work(db);
   } finally {
     await db.close();
   }
@@ -81,7 +83,8 @@ export async function keyCommand(argv: string[]): Promise<number> {
     process.stdout.write(values.help && action ? (SUBCOMMAND_HELP[action] ?? HELP) : HELP);
     return values.help ? 0 : 2;
   }
-  const { dataDir } = loadConfig(values.config ? { file: values.config } : {});
+  const config = loadConfig(values.config ? { file: values.config } : {});
+  const { dataDir } = config;
   const history = await readKeyHistory(dataDir);
   if (!history) {
     const legacy = existsSync(path.join(dataDir, 'gateway-ed25519.key'));
@@ -94,7 +97,12 @@ export async function keyCommand(argv: string[]): Promise<number> {
   }
   let rotation;
   try {
-    rotation = await withLedgerLocked(dataDir, () => rotateGatewayKey(dataDir, new Date()));
+    rotation = await withLedgerLocked(dataDir, (db) => rotateGatewayKey(dataDir, new Date(), async (previous, endorsement) => {
+      // cloud-sync learns the new key from the old one, ahead of anything the new key signs.
+      if (!config.uplink.url) return;
+      const outbox = await Outbox.open(db, { gatewayId: config.gatewayId, signingKey: previous, clock: () => new Date(), budgetBytes: config.uplink.budgetBytes });
+      await outbox.enqueue([{ kind: 'key', key: endorsement }], { signedBy: previous });
+    }));
   } catch (error) {
     if (!(error instanceof GatewayRunningError)) throw error;
     process.stderr.write(`meterbridge key rotate: ${error.message}\n`);

@@ -5,11 +5,12 @@
  * the outage, the cloud comes back on the same port and data: every batch arrives once,
  * in order, verified, and the cloud raises no alert.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { keyCommand } from '../cli/key-command.ts';
 import { parseCloudSyncConfig } from '../cloud-sync/config.ts';
 import { startCloudSync, type CloudSync } from '../cloud-sync/main.ts';
 import { sendUsage, startTestRig, type TestRig } from './support/test-gateway.ts';
@@ -104,4 +105,30 @@ describe('uplink to cloud-sync across an outage', () => {
     const gateways = (await (await admin('/v1/fleet/gateways?limit=10')).json()) as { items: Array<{ id: string; lastSeq: number }> };
     expect(gateways.items.find((g) => g.id === rig.config.gatewayId)?.lastSeq).toBe(rig.gateway.uplink!.outbox.ackedSeq);
   }, 90_000);
+
+  it('tells cloud-sync of a rotated gateway key through the old key, so uploads signed with the new one are accepted', async () => {
+    const configFile = path.join(rig.dir, 'gateway.json');
+    await writeFile(configFile, JSON.stringify(rig.config));
+    const oldKey = rig.gateway.publicKeyHex;
+    await rig.gateway.stop();
+    const out = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    try {
+      expect(await keyCommand(['rotate', '--config', configFile])).toBe(0);
+    } finally {
+      out.mockRestore();
+    }
+    await rig.restartGateway();
+    expect(rig.gateway.publicKeyHex).not.toBe(oldKey);
+    const before = (await cloudBatches()).length;
+    await sendUsage(rig, 'cnc-1', 5, 100);
+    const sealed = await rig.gateway.sealNow();
+    expect(sealed.length).toBe(1);
+    await until('the outbox to drain', () => rig.gateway.uplink!.status().waiting === 0, 30_000);
+    expect(rig.gateway.uplink!.status().state).toBe('ok');
+    const batches = await cloudBatches();
+    expect(batches.length).toBe(before + 1);
+    expect(batches.find((b) => b.batchNo === sealed[0])?.complete).toBe(true);
+    const alerts = (await (await admin(`/v1/fleet/alerts?gatewayId=${rig.config.gatewayId}&limit=100`)).json()) as { items: unknown[] };
+    expect(alerts.items).toEqual([]);
+  }, 60_000);
 });

@@ -296,7 +296,12 @@ export interface Rotation {
  * with the old, and destroys the old secret. Call it with the gateway stopped (holding the
  * ledger's lock). Refuses a clock that is not after the current key's validFrom.
  */
-export async function rotateGatewayKey(dataDir: string, now: Date): Promise<Rotation> {
+/**
+ * `beforeCommit` runs once the endorsement exists and before anything is written, while the
+ * old secret still exists: the uplink queues the endorsement for cloud-sync there, signed
+ * with the old key (gateway/uplink). If it throws, nothing is rotated.
+ */
+export async function rotateGatewayKey(dataDir: string, now: Date, beforeCommit?: (previous: SigningKey, endorsement: KeyEndorsement) => Promise<void>): Promise<Rotation> {
   const f = files(dataDir);
   if (!(await readKeyHistory(dataDir))) throw new Error(`Cannot rotate the gateway key: ${dataDir} holds no key history yet (the gateway makes one on first start)`);
   const { current: previous, history } = await loadKeyring(dataDir);
@@ -307,6 +312,7 @@ export async function rotateGatewayKey(dataDir: string, now: Date): Promise<Rota
   }
   const next = generateSigningKey();
   const endorsement = endorseKey(previous, next, validFrom);
+  await beforeCommit?.(previous, endorsement);
   const retired: GatewayKey = { ...last, validTo: validFrom };
   const current = publicKeyEntry(next, validFrom);
   const rotated: KeyHistory = { ...history, keys: [...history.keys.slice(0, -1), retired, current], endorsements: [...history.endorsements, endorsement] };
