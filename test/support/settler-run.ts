@@ -4,6 +4,7 @@
  * virtual clock both the bank and the gateway read. Faults come from the seed; so do the
  * usage amounts, the clock's steps and the restarts (the ledger closed and opened again).
  */
+import { seededRandom } from '../../firmware-sim/machines.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -21,17 +22,8 @@ import { generateSigningKey } from '../../protocol/signing.ts';
 export const FAULT_KINDS = ['timeout-after-accept', 'fail-500', 'answer-twice', 'answer-slowly', 'insufficient-funds', 'expire-consent', 'hold-pending'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
-/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
+/** mulberry32, the simulator's: the same sequence for the same seed everywhere. */
+export { seededRandom };
 
 const TOKEN = 'fault-suite-token';
 const KEY = generateSigningKey();
