@@ -38,16 +38,28 @@ describe('UplinkSender against a receiver double over real HTTP', () => {
   /** Each wait the sender asked for, in ms; the double sleeps one event-loop turn instead. */
   let delays: number[];
   let onSleep: (() => Promise<void>) | undefined;
+  /**
+   * While set, each wait holds until `release()` (or the sender's own abort: stop, retryNow),
+   * so a test that looks at the sender after its n-th wait sees it there and not further on:
+   * on a busy machine the sender would otherwise retry before the test looks.
+   */
+  let holdSleeps: boolean;
+  let release: () => void;
+  const held = (signal: AbortSignal): Promise<void> => new Promise((resolve) => {
+    release = resolve;
+    signal.addEventListener('abort', () => resolve(), { once: true });
+  });
   const clock = (): Date => new Date(nowMs);
 
   const openOutbox = (key: SigningKey = signingKey): Promise<Outbox> => Outbox.open(db, { gatewayId: 'gw-1', signingKey: key, clock });
   const startSender = (options: Partial<UplinkSenderOptions> = {}): UplinkSender => {
     sender = new UplinkSender({
       outbox, cloudUrl: receiver.url, logger: silent, clock, random: () => 0.5, requestTimeoutMs: 2_000,
-      sleep: async (ms) => {
+      sleep: async (ms, signal) => {
         delays.push(ms);
         nowMs += ms;
         await onSleep?.();
+        if (holdSleeps) await held(signal);
         await nextTurn();
       },
       ...options,
@@ -68,6 +80,8 @@ describe('UplinkSender against a receiver double over real HTTP', () => {
     nowMs = START_MS;
     delays = [];
     onSleep = undefined;
+    holdSleeps = false;
+    release = () => {};
   });
   afterEach(async () => {
     await sender?.stop();
@@ -140,15 +154,20 @@ describe('UplinkSender against a receiver double over real HTTP', () => {
   it('retries an answer that never comes, one that never ends, and one that is not an upload answer', async () => {
     await enqueue(2);
     receiver.fault = { kind: 'hang', times: 1 };
+    holdSleeps = true;
     const uplink = startSender({ idleTimeoutMs: 200, requestTimeoutMs: 600 });
     await until(() => delays.length === 1, 'the idle timeout');
     expect(uplink.state().lastError).toMatch(/nothing moved for 200 ms/);
     receiver.fault = { kind: 'trickle', times: 1 };
+    release();
     await until(() => delays.length === 2, 'the request timeout');
     expect(uplink.state().lastError).toMatch(/no answer within 600 ms/);
     receiver.fault = { kind: 'status500', times: 1 };
+    release();
     await until(() => delays.length === 3, 'the 500');
     expect(uplink.state()).toMatchObject({ state: 'retrying', lastError: 'cloud-sync answered item 1 with HTTP 500 and no upload answer: internal error' });
+    holdSleeps = false;
+    release();
     await until(() => outbox.waiting === 0, 'the outbox is empty');
     expect(receiver.storedOrder).toEqual([1, 2]);
   });
@@ -165,13 +184,17 @@ describe('UplinkSender against a receiver double over real HTTP', () => {
   it('stops on a refused item, keeps it, retries it slowly, and sends it once the operator fixed the cause', async () => {
     await enqueue(10);
     receiver.refuse = { seq: 5, reason: 'bad_batch' };
+    holdSleeps = true;
     const uplink = startSender({ operatorRetryMs: 900_000 });
+    await until(() => delays.length === 1, 'the first try of item 5');
+    release();
     await until(() => delays.length === 2, 'the second try of item 5');
     expect(delays).toEqual([900_000, 900_000]);
     expect(uplink.state()).toMatchObject({ state: 'stopped', acked: 4, waiting: 6, lastError: 'cloud-sync refused item 5 (settlement): bad_batch: item 5 refused by the test' });
     expect((await outbox.first())!.seq).toBe(5);
     expect(receiver.storedOrder).toEqual([1, 2, 3, 4]);
     receiver.refuse = undefined;
+    holdSleeps = false;
     uplink.retryNow();
     await until(() => outbox.waiting === 0, 'the outbox is empty');
     expect(receiver.storedOrder).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
@@ -180,6 +203,7 @@ describe('UplinkSender against a receiver double over real HTTP', () => {
   it('stops on a signature the receiver cannot verify and drops nothing', async () => {
     outbox = await openOutbox(generateSigningKey());
     await enqueue(3);
+    holdSleeps = true;
     const uplink = startSender();
     await until(() => delays.length === 1, 'the refusal');
     expect(uplink.state()).toMatchObject({ state: 'stopped', waiting: 3, lastError: expect.stringMatching(/^cloud-sync refused item 1 \(settlement\): bad_signature/) });
@@ -190,6 +214,7 @@ describe('UplinkSender against a receiver double over real HTTP', () => {
     await enqueue(10);
     const uplink = startSender();
     await until(() => outbox.waiting === 0, 'the outbox is empty');
+    holdSleeps = true;
     receiver.loseAfter(5);
     await enqueue(1);
     await until(() => delays.length === 1, 'the refusal');
@@ -199,6 +224,7 @@ describe('UplinkSender against a receiver double over real HTTP', () => {
   it('raises an alert when the receiver holds more items than this gateway ever made', async () => {
     await enqueue(5);
     receiver.lastSeq = 9;
+    holdSleeps = true;
     const uplink = startSender();
     await until(() => delays.length === 1, 'the refusal');
     expect(uplink.state()).toMatchObject({ state: 'stopped', acked: 0, waiting: 5, lastError: expect.stringMatching(/^cloud-sync expects item 10, but this gateway made items only up to 5: another gateway uses this id/) });
@@ -259,14 +285,18 @@ describe.skipIf(!OPENSSL)('UplinkSender over mutual TLS', () => {
     const outbox = await Outbox.open(db, { gatewayId: 'gw-1', signingKey, clock: () => new Date(START_MS) });
     await outbox.enqueue([settlement(1), settlement(2)]);
     const delays: number[] = [];
-    const sleep = async (ms: number): Promise<void> => {
+    let firstRefused = true;
+    const sleep = async (ms: number, signal: AbortSignal): Promise<void> => {
       delays.push(ms);
+      // The anonymous sender stays at its first wait until it is stopped (see holdSleeps).
+      if (firstRefused) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
       await nextTurn();
     };
     const anonymous = new UplinkSender({ outbox, cloudUrl: receiver.url, logger: silent, random: () => 0.5, sleep, tls: { ca: await pem('ca.pem') } });
     anonymous.start();
     await until(() => delays.length === 1, 'the refused handshake');
     await anonymous.stop();
+    firstRefused = false;
     expect(anonymous.state()).toMatchObject({ state: 'retrying', waiting: 2 });
     expect(receiver.storedOrder).toEqual([]);
 
