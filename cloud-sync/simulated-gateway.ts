@@ -5,11 +5,11 @@
  * payer and currency), and wraps everything in signed upload envelopes numbered 1, 2, 3…
  * It keeps no journal: only the counters the next record, batch and envelope need.
  */
-import { createPrivateKey, sign, type KeyObject } from 'node:crypto';
-import { canonicalBytes, canonicalJson } from '../protocol/canonical-json.ts';
+import { nodeSignPayload } from '../gateway/ledger/node-signature.ts';
+import { canonicalJson } from '../protocol/canonical-json.ts';
 import { sha256HexOf, toHex } from '../protocol/hash.ts';
 import { formatDecimal, toMinorUnits } from '../protocol/money.ts';
-import { generateSigningKey, type Signature, type SigningKey } from '../protocol/signing.ts';
+import { generateSigningKey, type SigningKey } from '../protocol/signing.ts';
 import type { BatchUpload, HealthUpload, UploadBody, UnsignedEnvelope, UploadEnvelope } from '../protocol/upload.ts';
 import { chainHashOfCanonical, type BatchHeader, type SignedBatchHeader, type UsageRecord } from '../protocol/usage-record.ts';
 import { endorseKey } from '../gateway/ledger/gateway-key.ts';
@@ -17,21 +17,8 @@ import { MerkleRootBuilder } from '../gateway/settlement/merkle-root-builder.ts'
 
 const ZERO_HASH = '0'.repeat(64);
 /** RFC 8410 PKCS#8 wrapping of a raw Ed25519 seed, so node:crypto can sign with it. */
-const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
-
-/**
- * signPayload's signature (Ed25519 is deterministic: the same bytes) made by node:crypto,
- * about 20 times faster than @noble: a fleet run then measures cloud-sync, not its clients.
- */
-export function fastSignPayload(payload: object, key: SigningKey): Signature {
-  let privateKey = privateKeys.get(key);
-  if (!privateKey) {
-    privateKey = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, key.secretKey]), format: 'der', type: 'pkcs8' });
-    privateKeys.set(key, privateKey);
-  }
-  return { alg: 'Ed25519', keyId: key.keyId, value: sign(null, canonicalBytes(payload), privateKey).toString('hex') };
-}
-const privateKeys = new WeakMap<SigningKey, KeyObject>();
+/** signPayload's signature made by node:crypto (the gateway's own signer): a fleet run then measures cloud-sync, not its clients. */
+export const fastSignPayload = nodeSignPayload;
 
 /** protocol/upload.ts signUpload, with {@link fastSignPayload}. */
 export function fastSignUpload(envelope: UnsignedEnvelope, key: SigningKey): UploadEnvelope {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { generateSigningKey, signPayload, verifyPayload } from '../../protocol/signing.ts';
-import { signatureVerifier } from './node-signature.ts';
+import { nodeSignPayload, signatureVerifier } from './node-signature.ts';
 
 const key = generateSigningKey();
 const payload = { v: 1, gatewayId: 'gw', index: 1000, hash: 'ab'.repeat(32), time: '2026-11-27T12:00:00.000Z' };
@@ -34,5 +34,15 @@ describe('signatureVerifier', () => {
     const malleated = { ...sig, value: Buffer.concat([bytes.subarray(0, 32), widened]).toString('hex') };
     expect(verifyPayload(payload, malleated, key.publicKey)).toBe(false);
     expect(signatureVerifier(key.publicKey)(payload, malleated)).toBe(false);
+  });
+});
+
+describe('nodeSignPayload', () => {
+  it('makes exactly signPayload\'s signature (Ed25519 is deterministic), for small and non-ASCII payloads and under several keys', () => {
+    for (const signer of [key, generateSigningKey(), generateSigningKey()]) {
+      for (const p of [payload, { note: 'Zürich ☃ \u{1F600}', list: ['a', 1, null], nested: { b: 2, a: 1 } }, {}]) {
+        expect(nodeSignPayload(p, signer)).toEqual(signPayload(p, signer));
+      }
+    }
   });
 });

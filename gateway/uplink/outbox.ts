@@ -12,8 +12,9 @@
  * Every change of items and counters is one atomic, fsynced write, and all of them run one
  * at a time (#exclusive), so the counters in memory always match the disk after a write.
  */
+import { nodeSignPayload } from '../ledger/node-signature.ts';
 import assert from 'node:assert/strict';
-import { signUpload, UPLOAD_BYTES_MAX, UPLOAD_VERSION, type HealthUpload, type UnsignedEnvelope, type UploadBody, type UploadEnvelope } from '../../protocol/upload.ts';
+import { UPLOAD_BYTES_MAX, UPLOAD_VERSION, type HealthUpload, type UnsignedEnvelope, type UploadBody, type UploadEnvelope } from '../../protocol/upload.ts';
 import type { SigningKey } from '../../protocol/signing.ts';
 import { keys, writeDurably, type LedgerDb, type LedgerOp } from '../ledger/ledger-db.ts';
 
@@ -253,7 +254,8 @@ export class Outbox {
       // keep items under the cloud's limit, so over it is a bug.
       const unsignedBytes = Buffer.byteLength(JSON.stringify(unsigned));
       if (unsignedBytes + SIG_BYTES_MAX > UPLOAD_BYTES_MAX) throw new RangeError(`Cannot queue a ${body.kind} upload of ${unsignedBytes} bytes: the cloud takes at most ${UPLOAD_BYTES_MAX}`);
-      const envelope = signUpload(unsigned, key);
+      // node:crypto: a full part is ~0.1 s of this thread instead of ~0.45 s with @noble.
+      const envelope: UploadEnvelope = { ...unsigned, sig: nodeSignPayload(unsigned, key) };
       const itemKey = keys.outboxItem(envelope.seq);
       const bytes = itemBytes(itemKey, envelope);
       if (body.kind === 'health') counters.healthSeq = envelope.seq;
