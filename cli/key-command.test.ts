@@ -7,20 +7,9 @@ import { openLedgerDb } from '../gateway/ledger/ledger-db.ts';
 import { demoGatewayConfig } from './demo-setup.ts';
 import { keyCommand } from './key-command.ts';
 import { main } from './main.ts';
+import { runCaptured } from '../test/support/captured-command.ts';
 
-/** Runs the command, returning its exit status and what it wrote. */
-async function run(argv: string[]): Promise<{ status: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const stdout = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => ((out += String(chunk)), true));
-  const stderr = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => ((err += String(chunk)), true));
-  try {
-    return { status: await keyCommand(argv), out, err };
-  } finally {
-    stdout.mockRestore();
-    stderr.mockRestore();
-  }
-}
+const run = (argv: string[]): Promise<{ status: number; out: string; err: string }> => runCaptured(keyCommand, argv);
 
 describe('meterbridge key', () => {
   let dir: string;

@@ -9,10 +9,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyCommand } from '../cli/key-command.ts';
 import { parseCloudSyncConfig } from '../cloud-sync/config.ts';
 import { startCloudSync, type CloudSync } from '../cloud-sync/main.ts';
+import { runCaptured } from './support/captured-command.ts';
 import { sendUsage, startTestRig, type TestRig } from './support/test-gateway.ts';
 
 const ADMIN_TOKEN = 'outage-test-admin-token-0123456789';
@@ -111,12 +112,7 @@ describe('uplink to cloud-sync across an outage', () => {
     await writeFile(configFile, JSON.stringify(rig.config));
     const oldKey = rig.gateway.publicKeyHex;
     await rig.gateway.stop();
-    const out = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-    try {
-      expect(await keyCommand(['rotate', '--config', configFile])).toBe(0);
-    } finally {
-      out.mockRestore();
-    }
+    expect((await runCaptured(keyCommand, ['rotate', '--config', configFile])).status).toBe(0);
     await rig.restartGateway();
     expect(rig.gateway.publicKeyHex).not.toBe(oldKey);
     const before = (await cloudBatches()).length;

@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyCommand } from '../cli/key-command.ts';
 import { readKeyHistory, verifyKeyEndorsement } from '../gateway/ledger/gateway-key.ts';
 import { keys, openLedgerDb } from '../gateway/ledger/ledger-db.ts';
@@ -9,21 +9,10 @@ import { verifyProofBundle, type ProofBundle } from '../protocol/proof-bundle.ts
 import { generateSigningKey, signPayload } from '../protocol/signing.ts';
 import type { SignedBatchHeader } from '../protocol/usage-record.ts';
 import { logIn, setUpOperator, type OperatorClient } from './support/operator-session.ts';
+import { runCaptured } from './support/captured-command.ts';
 import { sendUsage, startTestRig, type TestRig } from './support/test-gateway.ts';
 
-/** `meterbridge key <argv>` with its output captured. */
-async function keyCli(argv: string[]): Promise<{ status: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const stdout = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => ((out += String(chunk)), true));
-  const stderr = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => ((err += String(chunk)), true));
-  try {
-    return { status: await keyCommand(argv), out, err };
-  } finally {
-    stdout.mockRestore();
-    stderr.mockRestore();
-  }
-}
+const keyCli = (argv: string[]): Promise<{ status: number; out: string; err: string }> => runCaptured(keyCommand, argv);
 
 describe('gateway key rotation, end to end', () => {
   let rig: TestRig;

@@ -149,7 +149,8 @@ export function statementCsv(statement: Statement): string {
   return `${[header.join(','), ...rows].join('\r\n')}\r\n`;
 }
 
-const escapeHtml = (text: string): string => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+/** Text made safe for HTML content and quoted attribute values (the statement page, the login forms). */
+export const escapeHtml = (text: string): string => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /** A printable page: totals and batches first, then every record. Self-contained (no scripts, inline CSS). */
 export function statementHtml(statement: Statement, options: { proofBundleHref?: string; verifierHref?: string } = {}): string {
