@@ -1,5 +1,8 @@
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import type { MqttClient } from 'mqtt';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import mqttPacket from 'mqtt-packet';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { rejectionTopic, usageTopic } from '../protocol/usage-message.ts';
 import { startTestRig, usagePayload, type TestRig } from './support/test-gateway.ts';
 
@@ -59,6 +62,39 @@ describe('ack after durable', () => {
     releaseWrite();
     await acked;
     expect(ackedAt).toEqual({ headIndex: 1, stored: true });
+  });
+
+  it('reads a device\'s next messages while its earlier ones are being written, and acks each when it is durable', async () => {
+    // aedes alone reads a connection's next packets only once every packet of its last
+    // read is handled; usage is pipelined, so one device is not held to one write at a
+    // time. A raw socket makes the reads exact: two publishes in one TCP write, then a third.
+    const socket = connect(Number(new URL(rig.mqttUrl).port), '127.0.0.1');
+    await once(socket, 'connect');
+    const acked: number[] = [];
+    const parser = mqttPacket.parser({ protocolVersion: 4 });
+    let connacked = false;
+    parser.on('packet', (packet) => {
+      if (packet.cmd === 'connack') connacked = packet.returnCode === 0;
+      if (packet.cmd === 'puback') acked.push(packet.messageId ?? 0);
+    });
+    socket.on('data', (chunk: Buffer) => void parser.parse(chunk));
+    const publishPacket = (seq: number): Buffer => mqttPacket.generate({ cmd: 'publish', topic: usageTopic('cnc-1'), payload: usagePayload('cnc-1', seq), qos: 1, messageId: seq, retain: false, dup: false });
+    socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'cnc-1', username: 'cnc-1', password: Buffer.from('cnc-1-secret'), keepalive: 60 }));
+    await vi.waitFor(() => expect(connacked).toBe(true));
+    socket.write(Buffer.concat([publishPacket(1), publishPacket(2)]));
+    await writeStarted;
+    socket.write(publishPacket(3));
+    await vi.waitFor(() => expect(rig.gateway.journal.queueLength).toBe(3), { timeout: 3_000 }); // 1 and 2 in their write, 3 waiting for the next
+    expect(acked).toEqual([]);
+    releaseWrite();
+    await vi.waitFor(() => expect(acked).toEqual([1, 2]));
+    expect(rig.gateway.journal.head.index).toBe(2); // 3 waits for its own write
+    await vi.waitFor(() => {
+      releaseWrite();
+      expect(acked).toEqual([1, 2, 3]);
+    });
+    expect(rig.gateway.journal.head.index).toBe(3);
+    socket.destroy();
   });
 
   it('sends no PUBACK when the store fails, and the device resends after reconnecting', async () => {

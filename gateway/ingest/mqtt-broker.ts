@@ -100,6 +100,9 @@ class RateLimitedError extends Error {
   readonly code = 'MB_RATE_LIMITED';
 }
 
+/** MQTT 3.1.1 §3.4: PUBACK, fixed header byte (type 4, no flags); remaining length 2, then the packet id. */
+const PUBACK_HEADER = 0x40;
+
 // MQTT 3.1.1 §3.2.2.3 CONNACK return codes.
 const BAD_USERNAME_OR_PASSWORD = 4;
 const NOT_AUTHORIZED = 5;
@@ -163,24 +166,70 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
         refuse(client, packet.topic, 'topic_not_allowed', `device ${client.id} may publish only to ${usageTopic(client.id)}`);
         return done(new Error('topic not allowed')); // aedes closes the connection (MQTT-3.3.5-2)
       }
-      if (session.inflight >= limits.deviceInflightMax) {
-        refuse(client, packet.topic, 'rate_limited', `more than ${limits.deviceInflightMax} messages in flight; not acknowledged, send again later`);
-        return done(new Error('in-flight limit'));
-      }
-      session.inflight += 1;
-      receiveUsage(client, session, packet).then(() => {
-        session.inflight -= 1;
-        corkUntilNextTick(client, session);
-        done(null);
-      }, (error: unknown) => {
-        session.inflight -= 1;
-        if (error instanceof JournalFullError || error instanceof StorageLowError || error instanceof OutboxFullError) {
-          refuse(client, packet.topic, error instanceof JournalFullError ? 'intake_overloaded' : error instanceof StorageLowError ? 'storage_low' : 'outbox_full', error.message);
-        } else if (!(error instanceof RateLimitedError)) logger.error({ err: error, deviceId: session.device.id }, 'usage not stored; not acknowledging');
-        done(error as Error); // no PUBACK: the device keeps the message and sends it again
-      });
+      storeUsage(client, session, packet).then(() => done(null), (error: unknown) => done(error as Error));
     },
   });
+
+  /**
+   * Stores one usage message; resolves once it is durable (or was refused for good and
+   * explained), rejects when it must not be acknowledged (the device sends it again).
+   */
+  function storeUsage(client: Client, session: DeviceSession, packet: PublishPacket): Promise<void> {
+    if (session.inflight >= limits.deviceInflightMax) {
+      refuse(client, packet.topic, 'rate_limited', `more than ${limits.deviceInflightMax} messages in flight; not acknowledged, send again later`);
+      return Promise.reject(new Error('in-flight limit'));
+    }
+    session.inflight += 1;
+    return receiveUsage(client, session, packet).then(() => {
+      session.inflight -= 1;
+      corkUntilNextTick(client, session);
+    }, (error: unknown) => {
+      session.inflight -= 1;
+      if (error instanceof JournalFullError || error instanceof StorageLowError || error instanceof OutboxFullError) {
+        refuse(client, packet.topic, error instanceof JournalFullError ? 'intake_overloaded' : error instanceof StorageLowError ? 'storage_low' : 'outbox_full', error.message);
+      } else if (!(error instanceof RateLimitedError)) logger.error({ err: error, deviceId: session.device.id }, 'usage not stored; not acknowledging');
+      throw error;
+    });
+  }
+
+  /**
+   * Pipelined QoS 1 usage. aedes reads a connection's next packets only once every
+   * packet of the previous read has been handled (lib/client.js, nextBatch), and the
+   * durable write happens inside that handling, so a device's next messages would wait
+   * in the socket for a whole group commit before they are even read: one connection's
+   * throughput bounded by the write latency, and every message's latency doubled. QoS 1
+   * usage on the device's own topic is therefore taken off aedes's per-connection queue:
+   * it is parsed by aedes's parser as before, stored while aedes reads on, and its
+   * PUBACK is written when it is durable. The device's in-flight limit still bounds what
+   * is held per connection. Everything else (CONNECT, PINGREQ, QoS 0 and 2, other
+   * topics, Sparkplug) goes through aedes unchanged.
+   */
+  function pipelineUsage(client: Client): void {
+    const internals = client as unknown as { _parser?: { listeners(event: 'packet'): Array<(packet: unknown) => void>; removeListener(event: 'packet', listener: (packet: unknown) => void): void; on(event: 'packet', listener: (packet: unknown) => void): void }; connackSent?: boolean; connected?: boolean; conn?: Socket };
+    const parser = internals._parser;
+    const enqueue = parser?.listeners('packet')[0];
+    if (!parser || !enqueue || typeof internals.connackSent !== 'boolean') {
+      // An aedes without the internals this relies on: every message takes aedes's path, still acked after durable.
+      if (!pipelineUnavailableLogged) logger.warn('aedes internals changed: usage is not pipelined per connection (correct, but slower)');
+      pipelineUnavailableLogged = true;
+      return;
+    }
+    parser.removeListener('packet', enqueue);
+    parser.on('packet', function (this: unknown, raw: unknown) {
+      const packet = raw as PublishPacket;
+      const session = internals.connackSent ? sessions.get(client) : undefined;
+      if (!session || packet.cmd !== 'publish' || packet.qos !== 1 || packet.topic !== session.usageTopic) return enqueue.call(this, raw);
+      storeUsage(client, session, packet).then(() => {
+        const conn = internals.conn;
+        if (!internals.connected || !conn || conn.destroyed) return; // durable; the device resends and gets a duplicate's ack
+        const id = packet.messageId ?? 0;
+        conn.write(Buffer.from([PUBACK_HEADER, 2, id >> 8, id & 0xff]));
+      }, (error: unknown) => {
+        client.emit('error', error as Error); // as aedes does for a refused packet: the connection is closed, nothing acknowledged
+      });
+    });
+  }
+  let pipelineUnavailableLogged = false;
 
   // A usage message ends at the ledger: authorizeSubscribe lets nobody subscribe to a
   // usage topic, so aedes's routing after the PUBACK (a packet copy, the retained store,
@@ -259,7 +308,7 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
     guardPacketSize(socket, limits.packetBytesMax, (error) => {
       rejections.add({ at: new Date().toISOString(), deviceId: '', topic: '', reason: 'payload_too_large', detail: `${error.message} from ${ip}; connection dropped` });
     });
-    broker.handle(socket);
+    pipelineUsage(broker.handle(socket) as Client);
   };
   const server: Server = options.tls
     ? createTlsServer({ cert: options.tls.cert, key: options.tls.key, ...(options.tls.ca ? { ca: options.tls.ca, requestCert: true, rejectUnauthorized: options.tls.clientCertRequired } : {}), noDelay: true }, onConnection)

@@ -116,6 +116,59 @@ describe('Journal', () => {
     expect((await verifyChain(db, key)).ok).toBe(true);
   });
 
+  it('puts everything that arrived while a write was in flight into the next write, not one write per arrival', async () => {
+    let release: () => void = () => {};
+    let writes = 0;
+    const journal = await Journal.open(db, options({
+      beforeWrite: () => {
+        writes += 1;
+        return writes === 1 ? new Promise<void>((resolve) => (release = resolve)) : Promise.resolve();
+      },
+    }));
+    const first = journal.append(draft('cnc-1', 1));
+    await new Promise((resolve) => setTimeout(resolve, 20)); // 1 is being written and held
+    // Five more arrive one by one, each in a later turn of the event loop, while 1 is held.
+    const later: Array<ReturnType<Journal['append']>> = [];
+    for (let seq = 2; seq <= 6; seq += 1) {
+      later.push(journal.append(draft(seq % 2 === 0 ? 'cnc-1' : 'cnc-2', seq)));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    release();
+    const results = await Promise.all([first, ...later]);
+    expect(results.map((r) => (r.status === 'accepted' ? r.index : r.status))).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(writes).toBe(2);
+    expect((await verifyChain(db, key)).ok).toBe(true);
+  });
+
+  it('refuses every record of a merged write that fails, and chains the next ones onto what is on disk', async () => {
+    let release: () => void = () => {};
+    let writes = 0;
+    const journal = await Journal.open(db, options({
+      beforeWrite: () => {
+        writes += 1;
+        if (writes === 1) return new Promise<void>((resolve) => (release = resolve));
+        return writes === 2 ? Promise.reject(new Error('disk full')) : Promise.resolve();
+      },
+    }));
+    const first = journal.append(draft('cnc-1', 1));
+    await new Promise((resolve) => setTimeout(resolve, 20)); // 1 is being written and held
+    // 2 is prepared on top of 1 and waits; 3 arrives later and joins 2's write, which fails.
+    const second = journal.append(draft('cnc-1', 2));
+    await new Promise((resolve) => setImmediate(resolve));
+    const third = journal.append(draft('cnc-1', 3));
+    await new Promise((resolve) => setImmediate(resolve));
+    release();
+    expect(await first).toMatchObject({ status: 'accepted', index: 1 });
+    await expect(second).rejects.toThrow('disk full');
+    await expect(third).rejects.toThrow('disk full');
+    expect(writes).toBe(2);
+    // Neither was acknowledged; sent again, they are written on record 1.
+    const again = await Promise.all([journal.append(draft('cnc-1', 3)), journal.append(draft('cnc-1', 2))]);
+    expect(again.map((r) => (r.status === 'accepted' ? r.index : r.status))).toEqual([2, 3]);
+    expect(journal.head.index).toBe(3);
+    expect((await verifyChain(db, key)).ok).toBe(true);
+  });
+
   it('signs a checkpoint of the chain head every N records', async () => {
     const journal = await Journal.open(db, options({ checkpointEveryRecords: 5 }));
     for (let seq = 1; seq <= 12; seq += 1) await journal.append(draft('cnc-1', seq));

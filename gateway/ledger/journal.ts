@@ -106,12 +106,28 @@ export interface JournalOptions {
 }
 
 interface PreparedGroup {
+  /** The first group prepared into this write (more than one when groups were merged). */
+  firstGroupNo: number;
   groupNo: number;
   generation: number;
   ops: Array<{ type: 'put'; key: string; value: string }>;
   results: AppendResult[];
   head: ChainHead;
   checkpoint?: SignedCheckpoint;
+}
+
+/** One write of two groups prepared one after the other (the second on the first's tip); later puts of a key win. */
+function mergePrepared(first: PreparedGroup, second: PreparedGroup): PreparedGroup {
+  const checkpoint = second.checkpoint ?? first.checkpoint;
+  return {
+    firstGroupNo: first.firstGroupNo,
+    groupNo: second.groupNo,
+    generation: second.generation,
+    ops: first.ops.concat(second.ops),
+    results: first.results.concat(second.results),
+    head: second.head,
+    ...(checkpoint ? { checkpoint } : {}),
+  };
 }
 
 interface Pending {
@@ -128,6 +144,8 @@ export class Journal {
   /** Head after every prepared group; equals #head when nothing is in flight. */
   #tip: ChainHead;
   #queue: Pending[] = [];
+  /** Appends taken from the queue into a write not yet settled. */
+  #taken = 0;
   /** Dedup entries prepared but perhaps not yet readable from LevelDB. */
   readonly #pendingDedup = new Map<string, { entry: DedupEntry; groupNo: number }>();
   /** Counter states prepared but perhaps not yet readable from LevelDB. */
@@ -165,8 +183,9 @@ export class Journal {
     return { ...this.#head };
   }
 
+  /** Appends not yet settled: queued, or taken into a write that is being prepared or is in flight. */
   get queueLength(): number {
-    return this.#queue.length;
+    return this.#queue.length + this.#taken;
   }
 
   get latestCheckpoint(): SignedCheckpoint | undefined {
@@ -216,21 +235,33 @@ export class Journal {
           continue;
         }
         const group = this.#queue.splice(0, this.#options.batchMax);
-        const drafts = group.map((p) => p.draft);
+        this.#taken += group.length;
         try {
-          const tariffs = group.map((p) => p.tariff);
-          let prepared = await this.#prepare(drafts, tariffs);
+          let prepared = await this.#prepareGroup(group);
           if (inFlight) await inFlight;
           // The write before ours failed: our chain was built on it, so build it again.
-          if (prepared.generation !== this.#generation) prepared = await this.#prepare(drafts, tariffs);
+          if (prepared.generation !== this.#generation) prepared = await this.#prepareGroup(group);
+          // What arrived while the write before was in flight joins this write rather
+          // than wait for a whole further write (group commit).
+          while (this.#queue.length > 0 && group.length < this.#options.batchMax) {
+            const more = this.#queue.splice(0, this.#options.batchMax - group.length);
+            this.#taken += more.length;
+            group.push(...more);
+            prepared = mergePrepared(prepared, await this.#prepareGroup(more));
+          }
           inFlight = this.#commit(prepared, group);
         } catch (error) {
+          this.#taken -= group.length;
           for (const pending of group) pending.reject(error);
         }
       }
     } finally {
       this.#flushing = undefined;
     }
+  }
+
+  #prepareGroup(group: Pending[]): Promise<PreparedGroup> {
+    return this.#prepare(group.map((p) => p.draft), group.map((p) => p.tariff));
   }
 
   async #prepare(drafts: RecordDraft[], tariffs: Array<TariffVersion | undefined>): Promise<PreparedGroup> {
@@ -343,7 +374,7 @@ export class Journal {
       if (checkpoint) ops.push({ type: 'put', key: keys.checkpoint(checkpoint.index), value: JSON.stringify(checkpoint) });
     }
     this.#tip = head;
-    return { groupNo, generation: this.#generation, ops, results, head, ...(checkpoint ? { checkpoint } : {}) };
+    return { firstGroupNo: groupNo, groupNo, generation: this.#generation, ops, results, head, ...(checkpoint ? { checkpoint } : {}) };
   }
 
   async #commit(prepared: PreparedGroup, group: Pending[]): Promise<void> {
@@ -360,14 +391,16 @@ export class Journal {
         }
       }
       this.#committedGroupNo = prepared.groupNo;
+      this.#taken -= group.length;
       group.forEach((pending, i) => pending.resolve(prepared.results[i]!));
     } catch (error) {
-      for (const [key, pending] of this.#pendingDedup) if (pending.groupNo >= prepared.groupNo) this.#pendingDedup.delete(key);
-      for (const [key, pending] of this.#pendingCounters) if (pending.groupNo >= prepared.groupNo) this.#pendingCounters.delete(key);
-      for (const [key, pending] of this.#pendingPeriods) if (pending.groupNo >= prepared.groupNo) this.#pendingPeriods.delete(key);
+      for (const [key, pending] of this.#pendingDedup) if (pending.groupNo >= prepared.firstGroupNo) this.#pendingDedup.delete(key);
+      for (const [key, pending] of this.#pendingCounters) if (pending.groupNo >= prepared.firstGroupNo) this.#pendingCounters.delete(key);
+      for (const [key, pending] of this.#pendingPeriods) if (pending.groupNo >= prepared.firstGroupNo) this.#pendingPeriods.delete(key);
       this.#tip = this.#head;
       this.#generation += 1;
       this.#committedGroupNo = prepared.groupNo;
+      this.#taken -= group.length;
       for (const pending of group) pending.reject(error);
     }
   }
