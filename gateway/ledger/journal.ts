@@ -131,7 +131,8 @@ function mergePrepared(first: PreparedGroup, second: PreparedGroup): PreparedGro
 }
 
 interface Pending {
-  draft: RecordDraft;
+  /** Dropped once its write is under way (see #commit). */
+  draft: RecordDraft | undefined;
   tariff: TariffVersion | undefined;
   resolve: (result: AppendResult) => void;
   reject: (error: unknown) => void;
@@ -261,7 +262,11 @@ export class Journal {
   }
 
   #prepareGroup(group: Pending[]): Promise<PreparedGroup> {
-    return this.#prepare(group.map((p) => p.draft), group.map((p) => p.tariff));
+    const drafts = group.map((p) => {
+      if (!p.draft) throw new Error('a draft was prepared again after its write had started');
+      return p.draft;
+    });
+    return this.#prepare(drafts, group.map((p) => p.tariff));
   }
 
   async #prepare(drafts: RecordDraft[], tariffs: Array<TariffVersion | undefined>): Promise<PreparedGroup> {
@@ -382,7 +387,11 @@ export class Journal {
       if (prepared.ops.length > 0) {
         if (this.#options.beforeWrite) await this.#options.beforeWrite();
         // Every value is JSON text already (see writeStringsDurably).
-        await writeStringsDurably(this.#db, prepared.ops);
+        const written = writeStringsDurably(this.#db, prepared.ops);
+        // The drafts are in the write now; dropped, they die young instead of being
+        // copied and promoted by the collections that run during the fsync.
+        for (const pending of group) pending.draft = undefined;
+        await written;
         // Only a durable write moves the head.
         this.#head = prepared.head;
         if (prepared.checkpoint) {
