@@ -30,7 +30,10 @@ export type LedgerDb = Level<string, unknown>;
 export type LedgerOp = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
 
 export async function openLedgerDb(dir: string): Promise<LedgerDb> {
-  const db = new Level<string, unknown>(dir, { valueEncoding: 'json' });
+  // A 2 MB block cache instead of LevelDB's 8 MB: ingest reads only the odd dedup key,
+  // and chain checks and seals read each block once. A smaller write buffer was tried
+  // too: it saved no memory under full load and cost ~15% of the ingest rate.
+  const db = new Level<string, unknown>(dir, { valueEncoding: 'json', cacheSize: 2 * 1024 * 1024 });
   await db.open();
   return db;
 }
