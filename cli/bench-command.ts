@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { runIngestBench, writeBenchResults, type LoadResult, type Scenario } from '../bench/ingest-bench.ts';
 import { LEDGER_SCENARIOS, runLedgerBench, type LedgerScenario } from '../bench/ledger-bench.ts';
 import { runCloudBench } from '../bench/cloud-bench.ts';
+import { measureDiskFloor } from '../bench/disk-floor.ts';
 
 const CLOUD_SCENARIO = 'cloud_ingest';
 
@@ -130,6 +131,10 @@ async function ingestFigures(options: IngestOptions, ratePerS: number): Promise<
     bench_messages: options.messages, bench_warmup: options.warmup, bench_devices: options.devices, bench_inflight: options.inflight,
   };
   log(`gateway / bare aedes throughput: ${String(figures.gateway_to_bare_ratio)}`);
+  const disk = await measureDiskFloor();
+  log(`this disk, fsynced write of 100 records, nothing else running: p50 ${disk.p50Ms} ms, p99 ${disk.p99Ms} ms, max ${disk.maxMs} ms (${disk.writes} writes)`);
+  log('  (after group commit a record can wait for the write in flight and then its own)');
+  Object.assign(figures, { disk_write_p50_ms: disk.p50Ms, disk_write_p99_ms: disk.p99Ms, disk_write_max_ms: disk.maxMs });
   if (ratePerS > 0) {
     const offered = await runIngestBench({ ...options, ratePerS });
     table(log, `offered ${ratePerS} records/s`, offered);

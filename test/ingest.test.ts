@@ -23,6 +23,28 @@ function nextNotice(client: MqttClient): Promise<Record<string, unknown>> {
   return new Promise((resolve) => client.once('message', (_topic, payload) => resolve(JSON.parse(payload.toString()) as Record<string, unknown>)));
 }
 
+/** A device on a raw socket (mqtt-packet, no client library), so a test decides exactly what arrives in one TCP write. */
+async function rawDevice(rig: TestRig, deviceId: string, password: string): Promise<{ acked: number[]; publish(messageId: number, payload: string): Buffer; write(bytes: Buffer): void; close(): void }> {
+  const socket = connect(Number(new URL(rig.mqttUrl).port), '127.0.0.1');
+  await once(socket, 'connect');
+  const acked: number[] = [];
+  const parser = mqttPacket.parser({ protocolVersion: 4 });
+  let connacked = false;
+  parser.on('packet', (packet) => {
+    if (packet.cmd === 'connack') connacked = packet.returnCode === 0;
+    if (packet.cmd === 'puback') acked.push(packet.messageId ?? 0);
+  });
+  socket.on('data', (chunk: Buffer) => void parser.parse(chunk));
+  socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: deviceId, username: deviceId, password: Buffer.from(password), keepalive: 60 }));
+  await vi.waitFor(() => expect(connacked).toBe(true));
+  return {
+    acked,
+    publish: (messageId, payload) => mqttPacket.generate({ cmd: 'publish', topic: usageTopic(deviceId), payload, qos: 1, messageId, retain: false, dup: false }),
+    write: (bytes) => void socket.write(bytes),
+    close: () => void socket.destroy(),
+  };
+}
+
 describe('ack after durable', () => {
   let rig: TestRig;
   let releaseWrite: () => void = () => {};
@@ -68,33 +90,34 @@ describe('ack after durable', () => {
     // aedes alone reads a connection's next packets only once every packet of its last
     // read is handled; usage is pipelined, so one device is not held to one write at a
     // time. A raw socket makes the reads exact: two publishes in one TCP write, then a third.
-    const socket = connect(Number(new URL(rig.mqttUrl).port), '127.0.0.1');
-    await once(socket, 'connect');
-    const acked: number[] = [];
-    const parser = mqttPacket.parser({ protocolVersion: 4 });
-    let connacked = false;
-    parser.on('packet', (packet) => {
-      if (packet.cmd === 'connack') connacked = packet.returnCode === 0;
-      if (packet.cmd === 'puback') acked.push(packet.messageId ?? 0);
-    });
-    socket.on('data', (chunk: Buffer) => void parser.parse(chunk));
-    const publishPacket = (seq: number): Buffer => mqttPacket.generate({ cmd: 'publish', topic: usageTopic('cnc-1'), payload: usagePayload('cnc-1', seq), qos: 1, messageId: seq, retain: false, dup: false });
-    socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'cnc-1', username: 'cnc-1', password: Buffer.from('cnc-1-secret'), keepalive: 60 }));
-    await vi.waitFor(() => expect(connacked).toBe(true));
-    socket.write(Buffer.concat([publishPacket(1), publishPacket(2)]));
+    const device = await rawDevice(rig, 'cnc-1', 'cnc-1-secret');
+    device.write(Buffer.concat([device.publish(1, usagePayload('cnc-1', 1)), device.publish(2, usagePayload('cnc-1', 2))]));
     await writeStarted;
-    socket.write(publishPacket(3));
+    device.write(device.publish(3, usagePayload('cnc-1', 3)));
     await vi.waitFor(() => expect(rig.gateway.journal.queueLength).toBe(3), { timeout: 3_000 }); // 1 and 2 in their write, 3 waiting for the next
-    expect(acked).toEqual([]);
+    expect(device.acked).toEqual([]);
     releaseWrite();
-    await vi.waitFor(() => expect(acked).toEqual([1, 2]));
+    await vi.waitFor(() => expect(device.acked).toEqual([1, 2]));
     expect(rig.gateway.journal.head.index).toBe(2); // 3 waits for its own write
     await vi.waitFor(() => {
       releaseWrite();
-      expect(acked).toEqual([1, 2, 3]);
+      expect(device.acked).toEqual([1, 2, 3]);
     });
     expect(rig.gateway.journal.head.index).toBe(3);
-    socket.destroy();
+    device.close();
+  });
+
+  it('sends PUBACKs in the order the PUBLISHes came in, even when a later one is refused first (MQTT-4.6.0-2)', async () => {
+    const device = await rawDevice(rig, 'cnc-1', 'cnc-1-secret');
+    device.write(device.publish(1, usagePayload('cnc-1', 1)));
+    await writeStarted;
+    device.write(device.publish(2, '{"not": "usage"')); // refused at once, acknowledged so it is not resent
+    await vi.waitFor(async () => expect((await rig.gateway.snapshot()).rejections.some((r) => r.reason === 'malformed_json')).toBe(true));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(device.acked).toEqual([]); // 2 waits for 1, which waits for the disk
+    releaseWrite();
+    await vi.waitFor(() => expect(device.acked).toEqual([1, 2]));
+    device.close();
   });
 
   it('sends no PUBACK when the store fails, and the device resends after reconnecting', async () => {

@@ -215,17 +215,29 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
       return;
     }
     parser.removeListener('packet', enqueue);
+    // PUBACKs go out in the order their PUBLISHes came in (MQTT 3.1.1 §4.6, MQTT-4.6.0-2),
+    // even when a later message is done first (refused at once, or a duplicate).
+    const acks: Array<{ id: number; ready: boolean }> = [];
+    const sendReadyAcks = (): void => {
+      const conn = internals.conn;
+      while (acks.length > 0 && acks[0]!.ready) {
+        const { id } = acks.shift()!;
+        // Durable either way; a device that is gone resends and gets a duplicate's ack.
+        if (internals.connected && conn && !conn.destroyed) conn.write(Buffer.from([PUBACK_HEADER, 2, id >> 8, id & 0xff]));
+      }
+    };
     parser.on('packet', function (this: unknown, raw: unknown) {
       const packet = raw as PublishPacket;
       const session = internals.connackSent ? sessions.get(client) : undefined;
       if (!session || packet.cmd !== 'publish' || packet.qos !== 1 || packet.topic !== session.usageTopic) return enqueue.call(this, raw);
+      const ack = { id: packet.messageId ?? 0, ready: false };
+      acks.push(ack);
       storeUsage(client, session, packet).then(() => {
-        const conn = internals.conn;
-        if (!internals.connected || !conn || conn.destroyed) return; // durable; the device resends and gets a duplicate's ack
-        const id = packet.messageId ?? 0;
-        conn.write(Buffer.from([PUBACK_HEADER, 2, id >> 8, id & 0xff]));
+        ack.ready = true;
+        sendReadyAcks();
       }, (error: unknown) => {
-        client.emit('error', error as Error); // as aedes does for a refused packet: the connection is closed, nothing acknowledged
+        acks.length = 0;
+        client.emit('error', error as Error); // as aedes does for a refused packet: the connection is closed, nothing more acknowledged
       });
     });
   }
