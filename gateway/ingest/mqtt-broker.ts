@@ -3,9 +3,11 @@
  * credentials (client id = username = device id) and may publish only to their own
  * usage topic and subscribe only to their own rejection topic.
  *
- * Ack after durable: aedes writes the QoS 1 PUBACK right after `authorizePublish`
- * calls back and before `published` runs (aedes lib/handlers/publish.js), so the
- * durable write happens inside `authorizePublish`. A message that cannot be stored
+ * Ack after durable: QoS 1 usage on the device's own topic is stored on a pipelined
+ * path that writes its PUBACK when the record is durable (see pipelineUsage). Anything
+ * else aedes handles itself; it writes a QoS 1 PUBACK right after `authorizePublish`
+ * calls back (aedes lib/handlers/publish.js), so there the durable write happens inside
+ * `authorizePublish`. A message that cannot be stored
  * gets no PUBACK (the connection is closed and the device resends); a message that
  * can never be valid is acknowledged, refused, and explained on the rejection topic,
  * so the device does not resend it forever.
