@@ -28,7 +28,7 @@ const TOKEN_CHARS_MAX = 128;
  * name costs what a known one does. UNUSABLE_PASSWORD_HASH is at the devices' lower cost,
  * so its faster answer would tell which user names exist.
  */
-const UNUSABLE_OPERATOR_HASH = `scrypt$${SCRYPT_COST.operator.N}$${SCRYPT_COST.operator.r}$${SCRYPT_COST.operator.p}$${Buffer.alloc(16).toString('base64')}$${Buffer.alloc(32).toString('base64')}`;
+export const UNUSABLE_OPERATOR_HASH = `scrypt$${SCRYPT_COST.operator.N}$${SCRYPT_COST.operator.r}$${SCRYPT_COST.operator.p}$${Buffer.alloc(16).toString('base64')}$${Buffer.alloc(32).toString('base64')}`;
 
 export type AccountResult = { ok: true; username: string } | { ok: false; field: 'token' | 'username' | 'password'; reason: string };
 export type AccountRefusal = Extract<AccountResult, { ok: false }>;
