@@ -195,11 +195,11 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
   }
 
   /**
-   * Pipelined QoS 1 usage. aedes reads a connection's next packets only once every
-   * packet of the previous read has been handled (lib/client.js, nextBatch), and the
-   * durable write happens inside that handling, so a device's next messages would wait
-   * in the socket for a whole group commit before they are even read: one connection's
-   * throughput bounded by the write latency, and every message's latency doubled. QoS 1
+   * Pipelined QoS 1 usage. aedes reads a connection's next packets only once the
+   * packets of its previous read have been handled (lib/client.js, nextBatch; a new
+   * 'readable' event lets one more read through), and the durable write happens inside
+   * that handling, so under load a device's next messages wait in the socket for a whole
+   * group commit before they are even read, and then for their own. QoS 1
    * usage on the device's own topic is therefore taken off aedes's per-connection queue:
    * it is parsed by aedes's parser as before, stored while aedes reads on, and its
    * PUBACK is written when it is durable. The device's in-flight limit still bounds what

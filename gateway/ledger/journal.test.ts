@@ -169,6 +169,30 @@ describe('Journal', () => {
     expect((await verifyChain(db, key)).ok).toBe(true);
   });
 
+  it('refuses only the late arrivals whose preparation fails, and still writes the group they were to join', async () => {
+    let release: () => void = () => {};
+    let writes = 0;
+    const journal = await Journal.open(db, options({
+      beforeWrite: () => {
+        writes += 1;
+        return writes === 1 ? new Promise<void>((resolve) => (release = resolve)) : Promise.resolve();
+      },
+    }));
+    const first = journal.append(draft('cnc-1', 1));
+    await new Promise((resolve) => setTimeout(resolve, 20)); // 1 is being written and held
+    const second = journal.append(draft('cnc-1', 2));
+    await new Promise((resolve) => setImmediate(resolve)); // 2 is prepared and waits for 1
+    const broken = journal.append(draft('cnc-1', -1)).catch((error: unknown) => error); // no key can be made for it: its preparation throws
+    await new Promise((resolve) => setImmediate(resolve));
+    release();
+    expect(await first).toMatchObject({ status: 'accepted', index: 1 });
+    expect(await second).toMatchObject({ status: 'accepted', index: 2 });
+    expect(await broken).toBeInstanceOf(RangeError);
+    expect(await journal.append(draft('cnc-1', 3))).toMatchObject({ status: 'accepted', index: 3 });
+    expect(journal.queueLength).toBe(0);
+    expect((await verifyChain(db, key)).ok).toBe(true);
+  });
+
   it('signs a checkpoint of the chain head every N records', async () => {
     const journal = await Journal.open(db, options({ checkpointEveryRecords: 5 }));
     for (let seq = 1; seq <= 12; seq += 1) await journal.append(draft('cnc-1', seq));

@@ -247,8 +247,18 @@ export class Journal {
           while (this.#queue.length > 0 && group.length < this.#options.batchMax) {
             const more = this.#queue.splice(0, this.#options.batchMax - group.length);
             this.#taken += more.length;
+            let morePrepared: PreparedGroup;
+            try {
+              morePrepared = await this.#prepareGroup(more);
+            } catch (error) {
+              // A prepare fails before it changes any state (its reads come first): only
+              // these are refused, and what is prepared already is written.
+              this.#taken -= more.length;
+              for (const pending of more) pending.reject(error);
+              break;
+            }
             group.push(...more);
-            prepared = mergePrepared(prepared, await this.#prepareGroup(more));
+            prepared = mergePrepared(prepared, morePrepared);
           }
           inFlight = this.#commit(prepared, group);
         } catch (error) {
