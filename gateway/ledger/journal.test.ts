@@ -116,17 +116,24 @@ describe('Journal', () => {
     expect((await verifyChain(db, key)).ok).toBe(true);
   });
 
-  it('puts everything that arrived while a write was in flight into the next write, not one write per arrival', async () => {
+  /** A journal whose first write is held until `release()`; `secondWrite` decides the second one. `writes` counts them. */
+  async function holdingFirstWrite(secondWrite: () => Promise<void> = () => Promise.resolve()): Promise<{ journal: Journal; first: ReturnType<Journal['append']>; release: () => void; writes: () => number }> {
     let release: () => void = () => {};
     let writes = 0;
     const journal = await Journal.open(db, options({
       beforeWrite: () => {
         writes += 1;
-        return writes === 1 ? new Promise<void>((resolve) => (release = resolve)) : Promise.resolve();
+        if (writes === 1) return new Promise<void>((resolve) => (release = resolve));
+        return writes === 2 ? secondWrite() : Promise.resolve();
       },
     }));
     const first = journal.append(draft('cnc-1', 1));
     await new Promise((resolve) => setTimeout(resolve, 20)); // 1 is being written and held
+    return { journal, first, release: () => release(), writes: () => writes };
+  }
+
+  it('puts everything that arrived while a write was in flight into the next write, not one write per arrival', async () => {
+    const { journal, first, release, writes } = await holdingFirstWrite(); // 1 is being written and held
     // Five more arrive one by one, each in a later turn of the event loop, while 1 is held.
     const later: Array<ReturnType<Journal['append']>> = [];
     for (let seq = 2; seq <= 6; seq += 1) {
@@ -136,22 +143,12 @@ describe('Journal', () => {
     release();
     const results = await Promise.all([first, ...later]);
     expect(results.map((r) => (r.status === 'accepted' ? r.index : r.status))).toEqual([1, 2, 3, 4, 5, 6]);
-    expect(writes).toBe(2);
+    expect(writes()).toBe(2);
     expect((await verifyChain(db, key)).ok).toBe(true);
   });
 
   it('refuses every record of a merged write that fails, and chains the next ones onto what is on disk', async () => {
-    let release: () => void = () => {};
-    let writes = 0;
-    const journal = await Journal.open(db, options({
-      beforeWrite: () => {
-        writes += 1;
-        if (writes === 1) return new Promise<void>((resolve) => (release = resolve));
-        return writes === 2 ? Promise.reject(new Error('disk full')) : Promise.resolve();
-      },
-    }));
-    const first = journal.append(draft('cnc-1', 1));
-    await new Promise((resolve) => setTimeout(resolve, 20)); // 1 is being written and held
+    const { journal, first, release, writes } = await holdingFirstWrite(() => Promise.reject(new Error('disk full'))); // 1 is being written and held
     // 2 is prepared on top of 1 and waits; 3 arrives later and joins 2's write, which fails.
     const second = journal.append(draft('cnc-1', 2));
     await new Promise((resolve) => setImmediate(resolve));
@@ -161,7 +158,7 @@ describe('Journal', () => {
     expect(await first).toMatchObject({ status: 'accepted', index: 1 });
     await expect(second).rejects.toThrow('disk full');
     await expect(third).rejects.toThrow('disk full');
-    expect(writes).toBe(2);
+    expect(writes()).toBe(2);
     // Neither was acknowledged; sent again, they are written on record 1.
     const again = await Promise.all([journal.append(draft('cnc-1', 3)), journal.append(draft('cnc-1', 2))]);
     expect(again.map((r) => (r.status === 'accepted' ? r.index : r.status))).toEqual([2, 3]);
@@ -170,16 +167,7 @@ describe('Journal', () => {
   });
 
   it('refuses only the late arrivals whose preparation fails, and still writes the group they were to join', async () => {
-    let release: () => void = () => {};
-    let writes = 0;
-    const journal = await Journal.open(db, options({
-      beforeWrite: () => {
-        writes += 1;
-        return writes === 1 ? new Promise<void>((resolve) => (release = resolve)) : Promise.resolve();
-      },
-    }));
-    const first = journal.append(draft('cnc-1', 1));
-    await new Promise((resolve) => setTimeout(resolve, 20)); // 1 is being written and held
+    const { journal, first, release, writes } = await holdingFirstWrite(); // 1 is being written and held
     const second = journal.append(draft('cnc-1', 2));
     await new Promise((resolve) => setImmediate(resolve)); // 2 is prepared and waits for 1
     const broken = journal.append(draft('cnc-1', -1)).catch((error: unknown) => error); // no key can be made for it: its preparation throws
